@@ -1,0 +1,243 @@
+//! Typed configuration for every logpipe role.
+//!
+//! One TOML file may hold every section (handy on a single host) or only the
+//! sections one role needs; each subcommand asks for what it uses with
+//! [`Config::require`]. Every endpoint and secret can be overridden from the
+//! environment (see [`load`]), so the same file works against the local
+//! stand-ins and against a real cluster.
+
+mod load;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+pub use load::{load, load_str, ConfigError, ENV_PREFIX};
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub host: HostConfig,
+    pub kafka: Option<KafkaConfig>,
+    pub elasticsearch: Option<ElasticsearchConfig>,
+    pub shipper: Option<ShipperConfig>,
+    pub parser: Option<ParserConfig>,
+    pub indexer: Option<IndexerConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HostConfig {
+    /// `host.name` on every line; defaults to the machine's hostname.
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Comma-separated `host:port` list (librdkafka's `bootstrap.servers`).
+    pub brokers: String,
+    #[serde(default = "default_raw_topic")]
+    pub raw_topic: String,
+    #[serde(default = "default_parsed_topic")]
+    pub parsed_topic: String,
+    #[serde(default = "default_dead_letter_topic")]
+    pub dead_letter_topic: String,
+    /// Producer compression codec.
+    #[serde(default)]
+    pub compression: Compression,
+    /// Partitions to create a missing topic with (topics that exist are left alone).
+    #[serde(default = "default_partitions")]
+    pub partitions: i32,
+    /// Passed to librdkafka as they are, after logpipe's own settings, so any
+    /// of them can be overridden (`"linger.ms" = "20"`, `"security.protocol" = "ssl"`).
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    Lz4,
+    Zstd,
+    Gzip,
+    None,
+}
+
+impl Compression {
+    pub fn as_librdkafka(self) -> &'static str {
+        match self {
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+            Compression::Gzip => "gzip",
+            Compression::None => "none",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ElasticsearchConfig {
+    pub url: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Read the password from this file instead (trailing newline ignored).
+    pub password_file: Option<PathBuf>,
+    /// Base64 `id:key` API key, sent as `Authorization: ApiKey …`.
+    pub api_key: Option<String>,
+    /// PEM file of a CA to trust in addition to the system's.
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShipperConfig {
+    /// Where checkpoints live; must survive restarts.
+    pub data_dir: PathBuf,
+    #[serde(default)]
+    pub inputs: Vec<FileInput>,
+    /// Where reading starts in a file seen for the first time.
+    #[serde(default)]
+    pub start_at: StartAt,
+    /// Longer lines are cut at this length and flagged (header `logpipe.truncated`).
+    #[serde(default = "default_max_line_bytes")]
+    pub max_line_bytes: usize,
+    /// How often to look for new files and for growth when no event arrives.
+    #[serde(default = "default_poll_ms")]
+    pub poll_interval_ms: u64,
+    /// A last line without newline is shipped after it stayed unchanged this long.
+    #[serde(default = "default_partial_line_ms")]
+    pub partial_line_timeout_ms: u64,
+    /// Lines sent but not yet acknowledged by Kafka, per file, before reading pauses.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight_lines: usize,
+    /// How often acknowledged positions are written to disk.
+    #[serde(default = "default_checkpoint_ms")]
+    pub checkpoint_interval_ms: u64,
+    /// Deadline for the SIGTERM drain.
+    #[serde(default = "default_drain_secs")]
+    pub drain_timeout_secs: u64,
+    #[serde(default)]
+    pub ops: OpsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileInput {
+    /// Glob patterns of files to tail.
+    pub include: Vec<String>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StartAt {
+    #[default]
+    Beginning,
+    End,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParserConfig {
+    #[serde(default = "default_parser_group")]
+    pub group_id: String,
+    /// `auto` detects the format per line; or one of `rfc5424`, `rfc3164`, `json`.
+    #[serde(default = "default_format")]
+    pub format: String,
+    #[serde(default = "default_drain_secs")]
+    pub drain_timeout_secs: u64,
+    #[serde(default)]
+    pub ops: OpsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexerConfig {
+    #[serde(default = "default_indexer_group")]
+    pub group_id: String,
+    /// Index name pattern over the event's UTC date (`%Y`, `%m`, `%d`).
+    #[serde(default = "default_index_pattern")]
+    pub index_pattern: String,
+    #[serde(default = "default_batch_events")]
+    pub batch_max_events: usize,
+    #[serde(default = "default_batch_bytes")]
+    pub batch_max_bytes: usize,
+    #[serde(default = "default_batch_age_ms")]
+    pub batch_max_age_ms: u64,
+    /// Install the index template from `schemas/` at start.
+    #[serde(default = "default_true")]
+    pub install_template: bool,
+    #[serde(default = "default_drain_secs")]
+    pub drain_timeout_secs: u64,
+    #[serde(default)]
+    pub ops: OpsConfig,
+}
+
+/// Prometheus metrics and health endpoints of one daemon.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct OpsConfig {
+    /// `host:port` to serve `/metrics`, `/health` and `/ready` on; bound to
+    /// localhost by default. Port 0 picks a free port (it is logged).
+    pub listen: Option<String>,
+}
+
+fn default_raw_topic() -> String {
+    logpipe_schemas::DEFAULT_RAW_TOPIC.into()
+}
+fn default_parsed_topic() -> String {
+    logpipe_schemas::DEFAULT_PARSED_TOPIC.into()
+}
+fn default_dead_letter_topic() -> String {
+    logpipe_schemas::DEFAULT_DEAD_LETTER_TOPIC.into()
+}
+fn default_partitions() -> i32 {
+    4
+}
+fn default_max_line_bytes() -> usize {
+    1024 * 1024
+}
+fn default_poll_ms() -> u64 {
+    250
+}
+fn default_partial_line_ms() -> u64 {
+    1000
+}
+fn default_max_in_flight() -> usize {
+    100_000
+}
+fn default_checkpoint_ms() -> u64 {
+    1000
+}
+fn default_drain_secs() -> u64 {
+    30
+}
+fn default_parser_group() -> String {
+    "logpipe-parser".into()
+}
+fn default_indexer_group() -> String {
+    "logpipe-indexer".into()
+}
+fn default_format() -> String {
+    "auto".into()
+}
+fn default_index_pattern() -> String {
+    logpipe_schemas::templates::DEFAULT_INDEX_PATTERN.into()
+}
+fn default_batch_events() -> usize {
+    5000
+}
+fn default_batch_bytes() -> usize {
+    5 * 1024 * 1024
+}
+fn default_batch_age_ms() -> u64 {
+    1000
+}
+fn default_true() -> bool {
+    true
+}

@@ -1,0 +1,148 @@
+//! Calendar arithmetic for timestamps on the hot path.
+//!
+//! Every document gets an RFC 3339 `@timestamp` and a daily index name, at up to
+//! millions of lines a second; these plain functions do that without
+//! allocation or time-zone databases (everything logpipe writes is UTC).
+
+/// Microseconds since the Unix epoch, UTC.
+pub type Micros = i64;
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+/// `days_from_civil`). `month` is 1..=12.
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = month as i64;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The inverse of [`days_from_civil`]: (year, month, day).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    (y, m, d)
+}
+
+/// Builds a UTC timestamp from calendar fields and an offset from UTC in
+/// seconds (east positive), as found in a log line.
+pub fn micros_from_parts(
+    year: i64,
+    month: u32,
+    day: u32,
+    hour: u32,
+    minute: u32,
+    second: u32,
+    micros: u32,
+    utc_offset_secs: i32,
+) -> Micros {
+    let days = days_from_civil(year, month, day);
+    let secs = days * 86_400 + (hour * 3600 + minute * 60 + second) as i64 - utc_offset_secs as i64;
+    secs * 1_000_000 + micros as i64
+}
+
+/// Appends `YYYY-MM-DDTHH:MM:SS.ffffffZ` (always six fraction digits, so the
+/// strings sort as the instants do).
+pub fn write_rfc3339(out: &mut Vec<u8>, ts: Micros) {
+    let secs = ts.div_euclid(1_000_000);
+    let frac = ts.rem_euclid(1_000_000) as u32;
+    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400) as u32;
+    push_digits(out, y.clamp(0, 9999) as u32, 4);
+    out.push(b'-');
+    push_digits(out, mo, 2);
+    out.push(b'-');
+    push_digits(out, d, 2);
+    out.push(b'T');
+    push_digits(out, sod / 3600, 2);
+    out.push(b':');
+    push_digits(out, sod / 60 % 60, 2);
+    out.push(b':');
+    push_digits(out, sod % 60, 2);
+    out.push(b'.');
+    push_digits(out, frac, 6);
+    out.push(b'Z');
+}
+
+/// RFC 3339 string of a timestamp; convenience for code off the hot path.
+pub fn rfc3339(ts: Micros) -> String {
+    let mut out = Vec::with_capacity(27);
+    write_rfc3339(&mut out, ts);
+    String::from_utf8(out).expect("ASCII")
+}
+
+/// Expands an index-name pattern with the event's UTC date: `%Y`, `%m`, `%d`
+/// are replaced, everything else is kept (`logpipe-%Y.%m.%d`).
+pub fn expand_date_pattern(pattern: &str, ts: Micros) -> String {
+    let (y, m, d) = civil_from_days(ts.div_euclid(1_000_000).div_euclid(86_400));
+    let mut out = String::with_capacity(pattern.len() + 8);
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('Y') => out.push_str(&format!("{y:04}")),
+            Some('m') => out.push_str(&format!("{m:02}")),
+            Some('d') => out.push_str(&format!("{d:02}")),
+            Some(other) => {
+                out.push('%');
+                out.push(other);
+            }
+            None => out.push('%'),
+        }
+    }
+    out
+}
+
+fn push_digits(out: &mut Vec<u8>, mut v: u32, width: usize) {
+    let start = out.len();
+    out.resize(start + width, b'0');
+    for i in (0..width).rev() {
+        out[start + i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_round_trip() {
+        for days in [-800_000i64, -1, 0, 1, 59, 365, 10_957, 20_000, 2_932_896] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days, "{y}-{m}-{d}");
+        }
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+    }
+
+    #[test]
+    fn formats_rfc3339_in_utc() {
+        // 2003-10-11T22:14:15.003Z, the RFC 5424 example.
+        let ts = micros_from_parts(2003, 10, 11, 22, 14, 15, 3_000, 0);
+        assert_eq!(rfc3339(ts), "2003-10-11T22:14:15.003000Z");
+        // An offset of -07:00 moves the instant 7 hours later in UTC.
+        let ts = micros_from_parts(2003, 8, 24, 5, 14, 15, 3, -7 * 3600);
+        assert_eq!(rfc3339(ts), "2003-08-24T12:14:15.000003Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59.999999Z");
+    }
+
+    #[test]
+    fn expands_index_patterns() {
+        let ts = micros_from_parts(2026, 1, 2, 23, 0, 0, 0, 0);
+        assert_eq!(expand_date_pattern("logpipe-%Y.%m.%d", ts), "logpipe-2026.01.02");
+        assert_eq!(expand_date_pattern("x-%q-%", ts), "x-%q-%");
+    }
+}
