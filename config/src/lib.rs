@@ -120,6 +120,13 @@ pub struct ShipperConfig {
     /// Deadline for the SIGTERM drain.
     #[serde(default = "default_drain_secs")]
     pub drain_timeout_secs: u64,
+    /// Checkpoints of files not seen for this long are forgotten.
+    #[serde(default = "default_checkpoint_ttl")]
+    pub checkpoint_ttl_secs: u64,
+    /// A file that was rotated away (renamed or deleted) is closed once it was
+    /// read to its end, everything was acknowledged, and it stayed idle this long.
+    #[serde(default = "default_rotated_idle_ms")]
+    pub rotated_idle_close_ms: u64,
     #[serde(default)]
     pub ops: OpsConfig,
 }
@@ -200,7 +207,8 @@ fn default_partitions() -> i32 {
     4
 }
 fn default_max_line_bytes() -> usize {
-    1024 * 1024
+    // Vector's default too; Kafka's default message limit (1 MB) must stay above it.
+    100 * 1024
 }
 fn default_poll_ms() -> u64 {
     250
@@ -210,6 +218,12 @@ fn default_partial_line_ms() -> u64 {
 }
 fn default_max_in_flight() -> usize {
     100_000
+}
+fn default_checkpoint_ttl() -> u64 {
+    7 * 24 * 3600
+}
+fn default_rotated_idle_ms() -> u64 {
+    2000
 }
 fn default_checkpoint_ms() -> u64 {
     1000

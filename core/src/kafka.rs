@@ -1,0 +1,76 @@
+//! librdkafka settings, built from the typed config in one place so that every
+//! stage produces and consumes the same way.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use logpipe_config::KafkaConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::types::RDKafkaErrorCode;
+
+/// Producer settings: idempotent, `acks=all`, and no message timeout, so a
+/// broker outage makes the producer wait (and its queue fill, which stops the
+/// stage reading) instead of failing deliveries.
+pub fn producer_config(k: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &k.brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("compression.codec", k.compression.as_librdkafka())
+        .set("linger.ms", "5")
+        .set("batch.num.messages", "10000")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.messages", "200000")
+        .set("queue.buffering.max.kbytes", "65536")
+        .set("message.timeout.ms", "0");
+    apply_options(&mut c, k);
+    c
+}
+
+/// Consumer settings for at-least-once with our own acknowledgement order:
+/// librdkafka commits in the background, but only offsets we *stored*, and we
+/// store an offset only once everything before it was acknowledged downstream.
+pub fn consumer_config(k: &KafkaConfig, group_id: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &k.brokers)
+        .set("group.id", group_id)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "10000")
+        .set("max.poll.interval.ms", "300000");
+    apply_options(&mut c, k);
+    c
+}
+
+fn apply_options(c: &mut ClientConfig, k: &KafkaConfig) {
+    for (key, value) in &k.options {
+        c.set(key, value);
+    }
+}
+
+/// Creates the topics that do not exist yet, with `k.partitions` partitions.
+/// Topics that exist are left exactly as they are.
+pub async fn ensure_topics(k: &KafkaConfig, topics: &[&str]) -> anyhow::Result<()> {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", &k.brokers);
+    apply_options(&mut cfg, k);
+    let admin: AdminClient<DefaultClientContext> = cfg.create().context("creating the Kafka admin client")?;
+    let new: Vec<NewTopic> =
+        topics.iter().map(|t| NewTopic::new(t, k.partitions, TopicReplication::Fixed(-1))).collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results = admin
+        .create_topics(&new, &opts)
+        .await
+        .with_context(|| format!("creating topics on kafka.brokers `{}`", k.brokers))?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => anyhow::bail!("creating topic `{topic}`: {code}"),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,84 @@
+//! The operations endpoint every daemon serves.
+//!
+//! * `/metrics`: Prometheus text format, from the `metrics` facade;
+//! * `/health`: liveness, 200 while the process serves requests;
+//! * `/ready`: 200 only while the hard dependencies answer (the stage sets
+//!   that through [`Readiness`]), 503 with the reason otherwise.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Request, Response, StatusCode};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// Whether the stage's hard dependencies are reachable, and if not, why.
+#[derive(Clone, Default)]
+pub struct Readiness(Arc<Mutex<Option<String>>>);
+
+impl Readiness {
+    /// Starts not ready, with the reason given.
+    pub fn new(reason: &str) -> Self {
+        Readiness(Arc::new(Mutex::new(Some(reason.to_string()))))
+    }
+    pub fn set_ready(&self) {
+        *self.0.lock().expect("poisoned") = None;
+    }
+    pub fn set_not_ready(&self, reason: impl Into<String>) {
+        *self.0.lock().expect("poisoned") = Some(reason.into());
+    }
+    /// `None` when ready, else the reason.
+    pub fn reason(&self) -> Option<String> {
+        self.0.lock().expect("poisoned").clone()
+    }
+}
+
+/// Installs the Prometheus recorder and serves the endpoint on `listen`
+/// (default `127.0.0.1:<default_port>`). Returns the bound address.
+pub async fn serve(listen: Option<&str>, default_port: u16, ready: Readiness) -> anyhow::Result<SocketAddr> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets(&[0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
+        .context("histogram buckets")?
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    let addr: SocketAddr = match listen {
+        Some(l) => l.parse().with_context(|| format!("ops.listen `{l}` is not a socket address"))?,
+        None => SocketAddr::from(([127, 0, 0, 1], default_port)),
+    };
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the ops endpoint on {addr}"))?;
+    let bound = listener.local_addr()?;
+    tracing::info!(%bound, "ops endpoint: /metrics /health /ready");
+    tokio::spawn(accept_loop(listener, handle, ready));
+    Ok(bound)
+}
+
+async fn accept_loop(listener: tokio::net::TcpListener, handle: PrometheusHandle, ready: Readiness) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let (handle, ready) = (handle.clone(), ready.clone());
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let resp = respond(req.uri().path(), &handle, &ready);
+                async move { Ok::<_, std::convert::Infallible>(resp) }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+        });
+    }
+}
+
+fn respond(path: &str, handle: &PrometheusHandle, ready: &Readiness) -> Response<Full<Bytes>> {
+    let (status, body) = match path {
+        "/metrics" => (StatusCode::OK, handle.render()),
+        "/health" => (StatusCode::OK, "ok\n".to_string()),
+        "/ready" => match ready.reason() {
+            None => (StatusCode::OK, "ready\n".to_string()),
+            Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
+        },
+        _ => (StatusCode::NOT_FOUND, "try /metrics, /health or /ready\n".to_string()),
+    };
+    Response::builder().status(status).body(Full::new(Bytes::from(body))).expect("static response parts")
+}

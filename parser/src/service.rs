@@ -1,0 +1,196 @@
+//! The parser service: raw topic in, parsed and dead-letter topics out.
+//!
+//! A consumed offset is stored for commit only once the record produced from
+//! it — and from every earlier record of its partition — was acknowledged
+//! by Kafka (see `logpipe_core::ack::PartitionAcks`). A crash or rebalance
+//! therefore re-parses at most the unacknowledged window, and the document
+//! ids, derived from the line's source and not from the run, make those
+//! re-sends land on the same documents.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use logpipe_config::{KafkaConfig, ParserConfig};
+use logpipe_core::ack::PartitionAcks;
+use logpipe_core::delivery::{self, AckProducer, SendError};
+use logpipe_core::kafka;
+use logpipe_core::shutdown::CancellationToken;
+use logpipe_schemas::{dead_letter, event, id, raw::SourceMeta};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
+use rdkafka::producer::Producer as _;
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+use crate::formats::{self, Format, LineContext};
+
+/// Records consumed but not acknowledged before consumption pauses.
+const MAX_IN_FLIGHT: usize = 200_000;
+
+pub fn run(cfg: &ParserConfig, k: &KafkaConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let format: Format = cfg.format.parse().map_err(|e| anyhow::anyhow!("parser.format: {e}"))?;
+    let consumer: BaseConsumer =
+        kafka::consumer_config(k, &cfg.group_id).create().context("creating the Kafka consumer")?;
+    consumer.subscribe(&[&k.raw_topic]).with_context(|| format!("subscribing to {}", k.raw_topic))?;
+    let (ctx, acks_rx) = delivery::ack_channel();
+    let producer: AckProducer = kafka::producer_config(k).create_with_context(ctx).context("creating the Kafka producer")?;
+
+    let mut acks = PartitionAcks::default();
+    let mut out = Vec::with_capacity(4096);
+    let (mut parsed, mut failed) = (0u64, 0u64);
+    let mut last_store = Instant::now();
+    tracing::info!(topic = %k.raw_topic, group = %cfg.group_id, ?format, "parser consuming");
+
+    while !shutdown.is_cancelled() {
+        apply_acks(&acks_rx, &mut acks);
+        if acks.in_flight() >= MAX_IN_FLIGHT {
+            std::thread::sleep(Duration::from_millis(5));
+            // Keep the group membership alive while paused.
+            let _ = consumer.poll(Duration::ZERO).map(|m| m.map(|m| seek_back(&consumer, &m)));
+            continue;
+        }
+        match consumer.poll(Duration::from_millis(50)) {
+            None => {}
+            Some(Err(e)) => tracing::warn!(error = %e, "consume error"),
+            Some(Ok(msg)) => {
+                let (slot, seq) = acks.register(msg.topic(), msg.partition(), msg.offset());
+                let opaque = delivery::pack(slot, seq);
+                let ok = handle(&msg, format, k, &producer, opaque, &mut out, &acks_rx, &mut acks);
+                if ok { parsed += 1 } else { failed += 1 }
+            }
+        }
+        if last_store.elapsed() >= Duration::from_millis(200) {
+            store(&consumer, &mut acks);
+            metrics::counter!("logpipe_events_total", "stage" => "parse", "outcome" => "parsed").increment(parsed);
+            metrics::counter!("logpipe_events_total", "stage" => "parse", "outcome" => "dead_letter").increment(failed);
+            (parsed, failed) = (0, 0);
+            last_store = Instant::now();
+        }
+    }
+
+    tracing::info!("draining: flushing the producer and committing");
+    if let Err(e) = producer.flush(Duration::from_secs(cfg.drain_timeout_secs)) {
+        tracing::warn!(error = %e, "not everything was acknowledged before the drain deadline; it will be consumed again");
+    }
+    apply_acks(&acks_rx, &mut acks);
+    store(&consumer, &mut acks);
+    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+        tracing::warn!(error = %e, "final commit failed");
+    }
+    tracing::info!("parser stopped");
+    Ok(())
+}
+
+/// A record polled while paused cannot be handled now: rewind the partition
+/// to it so it is consumed again later.
+fn seek_back(consumer: &BaseConsumer, msg: &BorrowedMessage<'_>) {
+    let _ = consumer.seek(msg.topic(), msg.partition(), Offset::Offset(msg.offset()), Duration::from_secs(1));
+}
+
+/// Parses one record and enqueues the document or the dead letter. Returns
+/// whether it parsed.
+#[allow(clippy::too_many_arguments)]
+fn handle(
+    msg: &BorrowedMessage<'_>,
+    format: Format,
+    k: &KafkaConfig,
+    producer: &AckProducer,
+    opaque: usize,
+    out: &mut Vec<u8>,
+    acks_rx: &crossbeam_channel::Receiver<delivery::Ack>,
+    acks: &mut PartitionAcks,
+) -> bool {
+    let line = msg.payload().unwrap_or_default();
+    let meta = msg
+        .headers()
+        .and_then(|h| SourceMeta::from_headers(h.iter().filter_map(|h| h.value.map(|v| (h.key, v)))));
+    let ingest_ms = meta.as_ref().map(|m| m.ingest_ms).filter(|ms| *ms > 0).or_else(|| msg.timestamp().to_millis()).unwrap_or_else(logpipe_core::now_ms);
+    let ctx = LineContext {
+        ingest: ingest_ms * 1000,
+        host: meta.as_ref().map(|m| m.host.as_str()),
+        path: meta.as_ref().map(|m| m.path.as_str()),
+        offset: meta.as_ref().map(|m| m.offset),
+    };
+    let doc_id = match &meta {
+        Some(m) => id::line_id(&m.host, m.fingerprint, m.offset),
+        None => id::kafka_record_id(msg.topic(), msg.partition(), msg.offset()),
+    };
+    let parsed = formats::parse(format, line, &ctx);
+    let ok = parsed.is_ok();
+    let (topic, payload, extra): (&str, &[u8], Vec<(&str, String)>) = match parsed {
+        Ok(ev) => {
+            out.clear();
+            ev.write_json(out);
+            let ms = ev.timestamp.div_euclid(1000).to_string();
+            (&k.parsed_topic, out.as_slice(), vec![(event::HEADER_EVENT_MS, ms)])
+        }
+        Err(e) => {
+            let extra = vec![
+                (dead_letter::HEADER_STAGE, dead_letter::Stage::Parse.as_str().to_string()),
+                (dead_letter::HEADER_REASON, e.to_string()),
+                (dead_letter::HEADER_ORIGIN, dead_letter::origin(msg.topic(), msg.partition(), msg.offset())),
+            ];
+            (&k.dead_letter_topic, line, extra)
+        }
+    };
+    // The parsed topic's key is the document id; the dead letter keeps the id
+    // too, so a replayed dead letter lands on the same document.
+    loop {
+        // A failed send consumes the headers, so they are built per attempt.
+        let headers = with_headers(msg, &extra);
+        match delivery::send(producer, topic, doc_id.as_bytes(), payload, headers, opaque) {
+            Ok(()) => return ok,
+            Err(SendError::QueueFull) => {
+                // Backpressure from Kafka: apply acks while we wait for room.
+                std::thread::sleep(Duration::from_millis(1));
+                apply_acks(acks_rx, acks);
+            }
+            Err(SendError::Fatal(e)) => {
+                tracing::error!(error = %e, "cannot enqueue to Kafka; retrying in 1s");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// The consumed record's headers (its source metadata travels on), plus `extra`.
+fn with_headers(msg: &BorrowedMessage<'_>, extra: &[(&str, String)]) -> OwnedHeaders {
+    let mut h = OwnedHeaders::new();
+    if let Some(src) = msg.headers() {
+        for header in src.iter() {
+            h = h.insert(Header { key: header.key, value: header.value });
+        }
+    }
+    for (key, value) in extra {
+        h = h.insert(Header { key, value: Some(value.as_str()) });
+    }
+    h
+}
+
+fn apply_acks(rx: &crossbeam_channel::Receiver<delivery::Ack>, acks: &mut PartitionAcks) {
+    while let Ok(a) = rx.try_recv() {
+        if a.ok {
+            acks.ack(a.slot, a.seq);
+        } else {
+            // With no message timeout, a failed delivery is a permanent error
+            // (e.g. a record over the broker's size limit). Not acking it holds
+            // the partition's offset, so it is retried after a restart.
+            tracing::error!("a parsed record was not accepted by Kafka; its offset is held");
+        }
+    }
+}
+
+fn store(consumer: &BaseConsumer, acks: &mut PartitionAcks) {
+    let advanced = acks.take_advanced();
+    if advanced.is_empty() {
+        return;
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (topic, partition, pos) in &advanced {
+        let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*pos as i64));
+    }
+    if let Err(e) = consumer.store_offsets(&tpl) {
+        // After a rebalance the partition may no longer be ours; its new owner
+        // resumes from the last commit, which is safe.
+        tracing::debug!(error = %e, "storing offsets");
+    }
+}

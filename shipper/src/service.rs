@@ -1,0 +1,338 @@
+//! The shipper loop: discover, read, send, apply acknowledgements, checkpoint.
+//!
+//! It runs on one plain thread: reading files and enqueueing to librdkafka
+//! never wait on anything but each other, and one thread owning every file's
+//! state needs no locks. Acknowledgements arrive on a channel from
+//! librdkafka's delivery thread.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use logpipe_config::{KafkaConfig, ShipperConfig, StartAt};
+use logpipe_core::ack::AckTracker;
+use logpipe_core::shutdown::CancellationToken;
+use logpipe_core::{kafka, now_ms};
+use logpipe_schemas::raw;
+use rdkafka::producer::Producer as _;
+
+use crate::checkpoint::Checkpoints;
+use crate::discover::Discover;
+use crate::fingerprint;
+use crate::produce::{self, Ack, Producer, SendError};
+use crate::tail::{Outcome, Tail};
+
+/// One file being tailed.
+struct Watched {
+    path: PathBuf,
+    fingerprint: u64,
+    dev_ino: (u64, u64),
+    tail: Tail,
+    tracker: AckTracker,
+    key: Vec<u8>,
+    fixed_headers: Vec<(&'static str, String)>,
+    /// The path now names another file (or none): read to the end, then let go.
+    rotated: bool,
+    /// Truncated under us (copytruncate): read no more, wait for acks, let go.
+    retired: bool,
+    /// A delivery failed: resend everything after the checkpoint.
+    needs_rewind: bool,
+    last_progress: Instant,
+}
+
+#[derive(Default)]
+struct Counters {
+    lines_read: u64,
+    bytes_read: u64,
+    lines_acked: u64,
+    lines_truncated: u64,
+    delivery_failures: u64,
+}
+
+pub fn run(cfg: &ShipperConfig, kafka_cfg: &KafkaConfig, host: &str, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let (ctx, acks) = produce::ack_channel();
+    let producer: Producer =
+        kafka::producer_config(kafka_cfg).create_with_context(ctx).context("creating the Kafka producer")?;
+    let mut checkpoints = Checkpoints::load(&cfg.data_dir)?;
+    let mut state = State {
+        cfg,
+        topic: &kafka_cfg.raw_topic,
+        host,
+        producer,
+        slots: Vec::new(),
+        discover: Discover::new(&cfg.inputs),
+        counters: Counters::default(),
+        fatal_backoff_until: None,
+    };
+
+    let poll = Duration::from_millis(cfg.poll_interval_ms);
+    let checkpoint_every = Duration::from_millis(cfg.checkpoint_interval_ms);
+    let (mut last_discover, mut last_checkpoint) = (Instant::now() - poll, Instant::now());
+    let mut last_expire = Instant::now();
+
+    while !shutdown.is_cancelled() {
+        if last_discover.elapsed() >= poll {
+            state.discover(&mut checkpoints);
+            last_discover = Instant::now();
+        }
+        let progressed = state.read_all();
+        let acked = state.apply_acks(&acks, &mut checkpoints, if progressed { None } else { Some(Duration::from_millis(20)) });
+        if last_checkpoint.elapsed() >= checkpoint_every {
+            checkpoints.persist()?;
+            state.report();
+            last_checkpoint = Instant::now();
+        }
+        if last_expire.elapsed() >= Duration::from_secs(60) {
+            let now = now_ms();
+            for w in state.slots.iter().flatten() {
+                checkpoints.touch(w.fingerprint, now);
+            }
+            let gone = checkpoints.expire(now, cfg.checkpoint_ttl_secs as i64 * 1000);
+            if gone > 0 {
+                tracing::info!(gone, "expired checkpoints of files gone for good");
+            }
+            last_expire = Instant::now();
+        }
+        let _ = acked;
+    }
+
+    // Drain: stop reading, let Kafka acknowledge what is in flight, record it.
+    tracing::info!("draining: flushing the producer");
+    let deadline = Duration::from_secs(cfg.drain_timeout_secs);
+    if let Err(e) = state.producer.flush(deadline) {
+        tracing::warn!(error = %e, "not everything was acknowledged before the drain deadline; it will be re-sent at the next start");
+    }
+    state.apply_acks(&acks, &mut checkpoints, None);
+    checkpoints.persist()?;
+    state.report();
+    tracing::info!("shipper stopped");
+    Ok(())
+}
+
+struct State<'a> {
+    cfg: &'a ShipperConfig,
+    topic: &'a str,
+    host: &'a str,
+    producer: Producer,
+    slots: Vec<Option<Watched>>,
+    discover: Discover,
+    counters: Counters,
+    fatal_backoff_until: Option<Instant>,
+}
+
+impl State<'_> {
+    fn discover(&mut self, checkpoints: &mut Checkpoints) {
+        let paths = self.discover.scan();
+        let mut seen = HashSet::new();
+        for path in paths {
+            let Ok(meta) = std::fs::metadata(&path) else { continue };
+            let id = (meta.dev(), meta.ino());
+            seen.insert(id);
+            if let Some(w) = self.slots.iter_mut().flatten().find(|w| !w.retired && w.dev_ino == id) {
+                if w.path != path {
+                    tracing::info!(from = %w.path.display(), to = %path.display(), "file renamed");
+                    w.path = path;
+                    w.fixed_headers = fixed_headers(self.host, &w.path, w.fingerprint);
+                }
+                w.rotated = false;
+                continue;
+            }
+            if let Err(e) = self.open(&path, id, meta.len(), checkpoints) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot open file; will retry");
+            }
+        }
+        for w in self.slots.iter_mut().flatten() {
+            if !seen.contains(&w.dev_ino) && !w.rotated {
+                tracing::info!(path = %w.path.display(), "file rotated away; reading it to its end");
+                w.rotated = true;
+            }
+        }
+    }
+
+    fn open(&mut self, path: &Path, id: (u64, u64), len: u64, checkpoints: &Checkpoints) -> anyhow::Result<()> {
+        let file = File::open(path)?;
+        let Some(fp) = fingerprint::of_file(&file)? else {
+            return Ok(()); // no complete first line yet
+        };
+        if self.slots.iter().flatten().any(|w| !w.retired && w.fingerprint == fp) {
+            // Same content as a file already tailed: a copy made by
+            // copytruncate rotation, or a hard link. Its lines were read there.
+            return Ok(());
+        }
+        let start = match checkpoints.get(fp) {
+            // Shorter than the checkpoint: rewritten while we were away.
+            Some(off) if off > len => 0,
+            Some(off) => off,
+            None if self.cfg.start_at == StartAt::End => len,
+            None => 0,
+        };
+        tracing::info!(path = %path.display(), fingerprint = %raw::fingerprint_hex(fp), start, "tailing");
+        let w = Watched {
+            path: path.to_path_buf(),
+            fingerprint: fp,
+            dev_ino: id,
+            tail: Tail::new(file, start, self.cfg.max_line_bytes),
+            tracker: AckTracker::new(start),
+            key: raw::record_key(self.host, fp).into_bytes(),
+            fixed_headers: fixed_headers(self.host, path, fp),
+            rotated: false,
+            retired: false,
+            needs_rewind: false,
+            last_progress: Instant::now(),
+        };
+        match self.slots.iter().position(Option::is_none) {
+            Some(i) => self.slots[i] = Some(w),
+            None => self.slots.push(Some(w)),
+        }
+        Ok(())
+    }
+
+    /// One pass of reading over every file. Returns whether anything moved.
+    fn read_all(&mut self) -> bool {
+        if self.fatal_backoff_until.is_some_and(|t| Instant::now() < t) {
+            return false;
+        }
+        let partial = Duration::from_millis(self.cfg.partial_line_timeout_ms);
+        let max_in_flight = self.cfg.max_in_flight_lines;
+        let mut progressed = false;
+        for slot in 0..self.slots.len() {
+            let Some(w) = self.slots[slot].as_mut() else { continue };
+            if w.needs_rewind {
+                let pos = w.tracker.rewind();
+                w.tail.rewind(pos);
+                w.needs_rewind = false;
+            }
+            if w.retired || w.tracker.in_flight() >= max_in_flight {
+                continue;
+            }
+            let (producer, topic, counters) = (&self.producer, self.topic, &mut self.counters);
+            let mut fatal = None;
+            let outcome = w.tail.poll(partial, |line| {
+                if w.tracker.in_flight() >= max_in_flight {
+                    return false;
+                }
+                let headers = produce::line_headers(&w.fixed_headers, line.offset, now_ms(), line.truncated);
+                let opaque = produce::pack(slot, w.tracker.next_seq());
+                match produce::send_line(producer, topic, &w.key, line.bytes, headers, opaque) {
+                    Ok(()) => {
+                        w.tracker.register(line.end);
+                        counters.lines_read += 1;
+                        counters.bytes_read += line.bytes.len() as u64;
+                        counters.lines_truncated += line.truncated.is_some() as u64;
+                        true
+                    }
+                    Err(SendError::QueueFull) => false,
+                    Err(SendError::Fatal(e)) => {
+                        fatal = Some(e);
+                        false
+                    }
+                }
+            });
+            if let Some(e) = fatal {
+                tracing::error!(error = %e, "cannot enqueue to Kafka; retrying in 1s");
+                self.fatal_backoff_until = Some(Instant::now() + Duration::from_secs(1));
+            }
+            match outcome {
+                Ok(Outcome::Progress) => {
+                    progressed = true;
+                    w.last_progress = Instant::now();
+                }
+                Ok(Outcome::Truncated) => {
+                    tracing::info!(path = %w.path.display(), "file truncated (copytruncate); starting it over");
+                    w.retired = true;
+                }
+                Ok(Outcome::Idle | Outcome::Blocked) => {}
+                Err(e) => tracing::warn!(path = %w.path.display(), error = %e, "read failed; will retry"),
+            }
+        }
+        self.release_finished();
+        progressed
+    }
+
+    /// Lets go of files that are done: truncated ones once acknowledged, and
+    /// rotated ones once read to the end, acknowledged and idle.
+    fn release_finished(&mut self) {
+        let idle = Duration::from_millis(self.cfg.rotated_idle_close_ms);
+        for slot in self.slots.iter_mut() {
+            let Some(w) = slot else { continue };
+            let done = w.tracker.in_flight() == 0
+                && !w.needs_rewind
+                && (w.retired
+                    || (w.rotated
+                        && w.last_progress.elapsed() >= idle
+                        && w.tail.file_len().is_ok_and(|len| len == w.tail.consumed())));
+            if done {
+                tracing::info!(path = %w.path.display(), "done with file");
+                *slot = None;
+            }
+        }
+    }
+
+    /// Applies delivery results; waits up to `wait` for the first one.
+    fn apply_acks(
+        &mut self,
+        acks: &crossbeam_channel::Receiver<Ack>,
+        checkpoints: &mut Checkpoints,
+        wait: Option<Duration>,
+    ) -> usize {
+        let mut n = 0;
+        let first = match wait {
+            Some(d) => acks.recv_timeout(d).ok(),
+            None => acks.try_recv().ok(),
+        };
+        let mut next = first;
+        while let Some(ack) = next {
+            n += 1;
+            if let Some(Some(w)) = self.slots.get_mut(ack.slot) {
+                if ack.ok {
+                    w.tracker.ack(ack.seq);
+                } else {
+                    self.counters.delivery_failures += 1;
+                    w.needs_rewind = true;
+                }
+            }
+            next = acks.try_recv().ok();
+        }
+        if n > 0 {
+            let now = now_ms();
+            for w in self.slots.iter_mut().flatten() {
+                let before = w.tracker.committed();
+                if let Some(pos) = w.tracker.advance() {
+                    let path = w.path.to_string_lossy();
+                    checkpoints.set(w.fingerprint, pos, &path, now);
+                    let _ = before;
+                }
+            }
+            self.counters.lines_acked += n as u64;
+        }
+        n
+    }
+
+    /// Publishes counters and per-file gauges.
+    fn report(&mut self) {
+        let c = std::mem::take(&mut self.counters);
+        metrics::counter!("logpipe_shipper_lines_total", "outcome" => "read").increment(c.lines_read);
+        metrics::counter!("logpipe_shipper_bytes_total", "outcome" => "read").increment(c.bytes_read);
+        metrics::counter!("logpipe_shipper_lines_total", "outcome" => "acked").increment(c.lines_acked);
+        metrics::counter!("logpipe_shipper_lines_total", "outcome" => "truncated").increment(c.lines_truncated);
+        metrics::counter!("logpipe_shipper_delivery_failures_total").increment(c.delivery_failures);
+        metrics::gauge!("logpipe_shipper_open_files").set(self.slots.iter().flatten().count() as f64);
+        metrics::gauge!("logpipe_shipper_producer_queue").set(self.producer.in_flight_count() as f64);
+        for w in self.slots.iter().flatten() {
+            let behind = w.tail.file_len().unwrap_or(0).saturating_sub(w.tracker.committed());
+            metrics::gauge!("logpipe_shipper_bytes_behind", "path" => w.path.display().to_string()).set(behind as f64);
+        }
+    }
+}
+
+fn fixed_headers(host: &str, path: &Path, fp: u64) -> Vec<(&'static str, String)> {
+    vec![
+        (raw::HEADER_VERSION, logpipe_schemas::WIRE_VERSION.to_string()),
+        (raw::HEADER_HOST, host.to_string()),
+        (raw::HEADER_PATH, path.display().to_string()),
+        (raw::HEADER_FINGERPRINT, raw::fingerprint_hex(fp)),
+    ]
+}

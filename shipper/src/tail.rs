@@ -1,0 +1,281 @@
+//! Reading lines out of one open file.
+//!
+//! Reads use `pread` at explicit offsets, so the position is plain data we
+//! can rewind (after a failed delivery) without seeking. Memory per file is
+//! bounded by one read chunk plus `max_line_bytes`, however long a line is.
+
+use std::fs::File;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::time::{Duration, Instant};
+
+const CHUNK: usize = 256 * 1024;
+
+/// One line handed to the sink. `bytes` excludes the `\n` and is exactly what
+/// the file holds (a `\r` before the `\n` is kept: the raw topic is byte-exact).
+#[derive(Debug)]
+pub struct Line<'a> {
+    /// Offset of the line's first byte.
+    pub offset: u64,
+    /// Offset just past the line and its terminator: where reading resumes.
+    pub end: u64,
+    pub bytes: &'a [u8],
+    /// `Some(full length)` when the line was cut at `max_line_bytes`.
+    pub truncated: Option<u64>,
+}
+
+/// What one [`Tail::poll`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Read something, or the sink took everything it was offered.
+    Progress,
+    /// Nothing new in the file.
+    Idle,
+    /// The sink refused a line (its queue is full); the line will be offered again.
+    Blocked,
+    /// The file is now shorter than what was read: it was truncated (copytruncate).
+    Truncated,
+}
+
+/// A line longer than `max_line_bytes`: its head is kept, the rest is counted
+/// and dropped until the newline arrives.
+struct LongLine {
+    offset: u64,
+    head: Vec<u8>,
+    total: u64,
+}
+
+pub struct Tail {
+    file: File,
+    /// File offset of `buf[0]`: every byte before it was handed to the sink
+    /// (or dropped as the tail of an over-long line).
+    consumed: u64,
+    buf: Vec<u8>,
+    long: Option<LongLine>,
+    max_line: usize,
+    /// When `buf` last grew, to flush a last line that never gets its newline.
+    last_growth: Instant,
+}
+
+impl Tail {
+    pub fn new(file: File, start: u64, max_line: usize) -> Self {
+        Tail { file, consumed: start, buf: Vec::new(), long: None, max_line, last_growth: Instant::now() }
+    }
+
+    /// Position up to which lines were handed to the sink.
+    pub fn consumed(&self) -> u64 {
+        self.consumed
+    }
+
+    /// Size of the file now.
+    pub fn file_len(&self) -> std::io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+
+    pub fn dev_ino(&self) -> std::io::Result<(u64, u64)> {
+        let m = self.file.metadata()?;
+        Ok((m.dev(), m.ino()))
+    }
+
+    /// Drops what was read but not handed over and resumes from `pos`
+    /// (used after a delivery failure: everything after the checkpoint is sent again).
+    pub fn rewind(&mut self, pos: u64) {
+        self.consumed = pos;
+        self.buf.clear();
+        self.long = None;
+    }
+
+    /// Reads what is new and offers complete lines to `sink`, which returns
+    /// `false` to refuse one (backpressure). A last line without a newline is
+    /// offered once it has not grown for `partial_timeout`.
+    pub fn poll(&mut self, partial_timeout: Duration, mut sink: impl FnMut(Line<'_>) -> bool) -> std::io::Result<Outcome> {
+        let read_at = self.consumed + self.buf.len() as u64;
+        let len = self.file_len()?;
+        if len < self.consumed {
+            return Ok(Outcome::Truncated);
+        }
+        let mut grew = false;
+        if len > read_at {
+            let want = ((len - read_at) as usize).min(CHUNK);
+            let old = self.buf.len();
+            // Exact, so a file's buffer stays at one chunk plus one partial line.
+            self.buf.reserve_exact(want);
+            self.buf.resize(old + want, 0);
+            let n = self.file.read_at(&mut self.buf[old..], read_at)?;
+            self.buf.truncate(old + n);
+            grew = n > 0;
+            if grew {
+                self.last_growth = Instant::now();
+            }
+        }
+
+        let mut start = 0;
+        let mut outcome = if grew { Outcome::Progress } else { Outcome::Idle };
+        while let Some(nl) = memchr::memchr(b'\n', &self.buf[start..]) {
+            let line_end = start + nl;
+            let end = self.consumed + line_end as u64 + 1;
+            let accepted = match &self.long {
+                Some(long) => sink(Line {
+                    offset: long.offset,
+                    end,
+                    bytes: &long.head,
+                    truncated: Some(long.total + nl as u64),
+                }),
+                None => sink(Line {
+                    offset: self.consumed + start as u64,
+                    end,
+                    bytes: &self.buf[start..line_end],
+                    truncated: None,
+                }),
+            };
+            if !accepted {
+                outcome = Outcome::Blocked;
+                break;
+            }
+            self.long = None;
+            start = line_end + 1;
+            outcome = Outcome::Progress;
+        }
+        self.consume(start);
+        if outcome == Outcome::Blocked {
+            return Ok(outcome);
+        }
+
+        // No newline in what is left.
+        if self.long.is_none() && self.buf.len() > self.max_line {
+            let head = self.buf[..self.max_line].to_vec();
+            self.long = Some(LongLine { offset: self.consumed, head, total: 0 });
+        }
+        if let Some(long) = &mut self.long {
+            // Keep counting the over-long line, but drop its bytes.
+            let n = self.buf.len();
+            long.total += n as u64;
+            self.consumed += n as u64;
+            self.buf.clear();
+        } else if !self.buf.is_empty() && self.last_growth.elapsed() >= partial_timeout {
+            let end = self.consumed + self.buf.len() as u64;
+            let line = Line { offset: self.consumed, end, bytes: &self.buf, truncated: None };
+            if sink(line) {
+                let n = self.buf.len();
+                self.consume(n);
+                outcome = Outcome::Progress;
+            } else {
+                outcome = Outcome::Blocked;
+            }
+        }
+        Ok(outcome)
+    }
+
+    fn consume(&mut self, n: usize) {
+        if n > 0 {
+            self.buf.drain(..n);
+            self.consumed += n as u64;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn collect(t: &mut Tail, timeout: Duration) -> Vec<(u64, u64, Vec<u8>, Option<u64>)> {
+        let mut out = Vec::new();
+        loop {
+            let before = out.len();
+            let o = t
+                .poll(timeout, |l| {
+                    out.push((l.offset, l.end, l.bytes.to_vec(), l.truncated));
+                    true
+                })
+                .unwrap();
+            if o == Outcome::Idle && out.len() == before {
+                return out;
+            }
+        }
+    }
+
+    #[test]
+    fn reads_lines_with_offsets_and_holds_a_partial_line() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(b"one\ntwo\r\nthr").unwrap();
+        let mut t = Tail::new(f.reopen().unwrap(), 0, 1024);
+        let got = collect(&mut t, Duration::from_secs(60));
+        assert_eq!(got, vec![(0, 4, b"one".to_vec(), None), (4, 9, b"two\r".to_vec(), None)]);
+        f.write_all(b"ee\n").unwrap();
+        let got = collect(&mut t, Duration::from_secs(60));
+        assert_eq!(got, vec![(9, 14, b"three".to_vec(), None)]);
+    }
+
+    #[test]
+    fn flushes_a_last_line_without_newline_after_the_timeout() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(b"last").unwrap();
+        let mut t = Tail::new(f.reopen().unwrap(), 0, 1024);
+        let got = collect(&mut t, Duration::ZERO);
+        assert_eq!(got, vec![(0, 4, b"last".to_vec(), None)]);
+    }
+
+    #[test]
+    fn cuts_long_lines_with_bounded_memory() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        let long = vec![b'x'; 3 * CHUNK + 17];
+        f.write_all(&long).unwrap();
+        f.write_all(b"\nok\n").unwrap();
+        let mut t = Tail::new(f.reopen().unwrap(), 0, 100);
+        let mut got = Vec::new();
+        loop {
+            let o = t
+                .poll(Duration::from_secs(60), |l| {
+                    got.push((l.offset, l.end, l.bytes.len(), l.truncated));
+                    true
+                })
+                .unwrap();
+            assert!(t.buf.capacity() <= CHUNK + 100 + 1, "buffer grew to {}", t.buf.capacity());
+            if o == Outcome::Idle {
+                break;
+            }
+        }
+        let n = long.len() as u64;
+        assert_eq!(got, vec![(0, n + 1, 100, Some(n)), (n + 1, n + 4, 2, None)]);
+    }
+
+    #[test]
+    fn a_refused_line_is_offered_again() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(b"a\nb\n").unwrap();
+        let mut t = Tail::new(f.reopen().unwrap(), 0, 1024);
+        let mut first = true;
+        let o = t
+            .poll(Duration::from_secs(60), |l| {
+                if l.bytes == b"b" && first {
+                    first = false;
+                    return false;
+                }
+                true
+            })
+            .unwrap();
+        assert_eq!(o, Outcome::Blocked);
+        assert_eq!(t.consumed(), 2);
+        let got = collect(&mut t, Duration::from_secs(60));
+        assert_eq!(got, vec![(2, 4, b"b".to_vec(), None)]);
+    }
+
+    #[test]
+    fn detects_truncation() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(b"a\nb\n").unwrap();
+        let mut t = Tail::new(f.reopen().unwrap(), 0, 1024);
+        collect(&mut t, Duration::from_secs(60));
+        f.as_file().set_len(0).unwrap();
+        assert_eq!(t.poll(Duration::from_secs(60), |_| true).unwrap(), Outcome::Truncated);
+    }
+
+    #[test]
+    fn binary_bytes_pass_through() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(b"\xff\x00\xfe\n").unwrap();
+        let mut t = Tail::new(f.reopen().unwrap(), 0, 1024);
+        let got = collect(&mut t, Duration::from_secs(60));
+        assert_eq!(got[0].2, b"\xff\x00\xfe");
+    }
+}
