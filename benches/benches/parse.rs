@@ -90,6 +90,7 @@ impl Serialize for Sd<'_> {
 
 /// The fields logpipe's ECS document carries, from a `syslog_loose` message.
 #[derive(Serialize)]
+#[serde(bound(serialize = "T: Display"))]
 struct LooseDoc<'m, T: Display> {
     #[serde(rename = "@timestamp")]
     timestamp: Option<Disp<T>>,
