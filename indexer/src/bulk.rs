@@ -29,8 +29,10 @@ pub fn body(docs: &[Doc]) -> Vec<Bytes> {
 /// What happened to one document of a bulk request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// Stored now, or already stored (409 on `create`).
+    /// Stored now.
     Indexed,
+    /// Already stored by an earlier delivery (409 on `create`): success.
+    Duplicate,
     /// Try again later (429, 503, and other transient statuses).
     Retry(String),
     /// Elasticsearch will never accept it as it is: dead-letter it with the reason.
@@ -56,7 +58,8 @@ pub fn outcomes(response: &Value, expected: usize) -> Result<Vec<Outcome>, Strin
                 }
             };
             match status {
-                200..=299 | 409 => Outcome::Indexed,
+                200..=299 => Outcome::Indexed,
+                409 => Outcome::Duplicate,
                 429 | 500..=599 | 0 => Outcome::Retry(reason()),
                 _ => Outcome::Rejected(reason()),
             }
@@ -96,7 +99,7 @@ mod tests {
         ]});
         let o = outcomes(&resp, 4).unwrap();
         assert_eq!(o[0], Outcome::Indexed);
-        assert_eq!(o[1], Outcome::Indexed);
+        assert_eq!(o[1], Outcome::Duplicate);
         assert!(matches!(&o[2], Outcome::Retry(r) if r.contains("429")));
         assert_eq!(o[3], Outcome::Rejected("400 mapper_parsing_exception: failed to parse field [x]".into()));
         assert!(outcomes(&resp, 3).is_err());

@@ -78,8 +78,9 @@ pub async fn run(
     });
     drain_writer.write(batch.take(), &mut acks).await;
     store(&consumer, &mut acks);
-    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-        tracing::warn!(error = %e, "final commit failed");
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) | Err(rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
+        Err(e) => tracing::warn!(error = %e, "final commit failed"),
     }
     tracing::info!("indexer stopped");
     Ok(())
@@ -145,11 +146,15 @@ impl Writer<'_> {
                 Ok(outcomes) => {
                     self.ready.set_ready();
                     let mut retry = Vec::new();
-                    let (mut indexed, mut rejected) = (0u64, 0u64);
+                    let (mut indexed, mut duplicate, mut rejected) = (0u64, 0u64, 0u64);
                     for (doc, outcome) in docs.into_iter().zip(outcomes) {
                         match outcome {
                             Outcome::Indexed => {
                                 indexed += 1;
+                                acks.ack(doc.slot, doc.seq);
+                            }
+                            Outcome::Duplicate => {
+                                duplicate += 1;
                                 acks.ack(doc.slot, doc.seq);
                             }
                             Outcome::Retry(_) => retry.push(doc),
@@ -162,6 +167,7 @@ impl Writer<'_> {
                         }
                     }
                     metrics::counter!("logpipe_events_total", "stage" => "index", "outcome" => "indexed").increment(indexed);
+                    metrics::counter!("logpipe_events_total", "stage" => "index", "outcome" => "duplicate").increment(duplicate);
                     metrics::counter!("logpipe_events_total", "stage" => "index", "outcome" => "dead_letter").increment(rejected);
                     metrics::counter!("logpipe_events_total", "stage" => "index", "outcome" => "retried").increment(retry.len() as u64);
                     retry

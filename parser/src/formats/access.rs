@@ -28,7 +28,7 @@ use logpipe_schemas::time::{micros_from_parts, Micros};
 use nom::bytes::complete::{take_while1, take_while_m_n};
 
 use super::time::{byte, dig2, dig4, month_abbr, valid_civil};
-use super::{base, fail, lossy_cow, need, trim_eol, Fail, LineContext, ParseError, R};
+use super::{base, fail, find3, lossy_cow, need, trim_eol, Fail, LineContext, ParseError, R};
 
 pub const DATASET_COMBINED: &str = "access.combined";
 pub const DATASET_COMMON: &str = "access.common";
@@ -179,6 +179,10 @@ fn quoted<'a>(i: &'a [u8], what: &'static str) -> Result<(&'a [u8], Cow<'a, [u8]
     let mut start = 0;
     let mut k = 0;
     while k < s.len() {
+        match find3(&s[k..], b'"', b'\\', b'"') {
+            Some(p) => k += p,
+            None => break,
+        }
         match s[k] {
             b'"' => {
                 let v = match owned {

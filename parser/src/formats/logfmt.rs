@@ -19,7 +19,7 @@ use nom::bytes::complete::take_while1;
 use serde_json::{Map, Value};
 
 use super::time::rfc3339_exact;
-use super::{base, fail, lossy_cow, need, trim_eol, Fail, LineContext, ParseError, R};
+use super::{base, fail, find3, lossy_cow, need, trim_eol, Fail, LineContext, ParseError, R};
 
 pub const DATASET: &str = "logfmt";
 const FORMAT: &str = "logfmt";
@@ -111,6 +111,10 @@ fn quoted(i: &[u8]) -> Result<(&[u8], Cow<'_, [u8]>), Fail> {
     let mut start = 0;
     let mut k = 0;
     while k < s.len() {
+        match find3(&s[k..], b'"', b'\\', b'"') {
+            Some(p) => k += p,
+            None => break,
+        }
         match s[k] {
             b'"' => {
                 let v = match owned {

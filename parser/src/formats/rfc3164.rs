@@ -133,9 +133,10 @@ fn timestamp(i: &[u8], ingest: Micros) -> Result<(&[u8], Micros), Fail> {
         Some(_) => return fail(j, "expected SP after the timestamp"),
     };
     let (ingest_year, _, _) = civil_from_days(ingest.div_euclid(86_400_000_000));
-    let mut year = ingest_year;
+    // An absurd ingest time (it comes from a header) must not overflow below.
+    let mut year = ingest_year.clamp(1, 9999);
     let candidate = micros_from_parts(year, month, day, h, m, s, 0, 0);
-    if candidate > ingest + FUTURE_TOLERANCE_DAYS * 86_400_000_000 {
+    if candidate > ingest.saturating_add(FUTURE_TOLERANCE_DAYS * 86_400_000_000) {
         year -= 1;
     }
     if !valid_civil(year, month, day, h, m, s) {
@@ -299,6 +300,15 @@ mod tests {
             .unwrap_err()
             .reason
             .contains("out of range"));
+    }
+
+    #[test]
+    fn extreme_ingest_times_do_not_overflow() {
+        for ingest in [i64::MIN, -1, 0, i64::MAX] {
+            let c = LineContext { ingest, ..ctx() };
+            parse(b"Dec 31 23:59:59 h t: m", &c).unwrap().to_json();
+            parse(b"Jan  1 00:00:00 h t: m", &c).unwrap().to_json();
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use logpipe_schemas::time::Micros;
 use nom::bytes::complete::take_while_m_n;
 
 use super::time::{byte, rfc3339, Rfc3339, TsError};
-use super::{base, fail, lossy, need, trim_eol, Fail, LineContext, ParseError, R};
+use super::{base, fail, find3, lossy, need, trim_eol, Fail, LineContext, ParseError, R};
 
 pub const DATASET: &str = "syslog.rfc5424";
 const FORMAT: &str = "rfc5424";
@@ -276,6 +276,10 @@ fn param_value(i: &[u8]) -> Result<(&[u8], Cow<'_, str>), Fail> {
     let mut start = 0;
     let mut k = 0;
     while k < i.len() {
+        match find3(&i[k..], b'"', b'\\', b']') {
+            Some(p) => k += p,
+            None => break,
+        }
         match i[k] {
             b'"' => {
                 let value = match owned {
