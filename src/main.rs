@@ -60,8 +60,12 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::ValidateConfig { config } => validate(&config),
-        Command::Parse { stdin: true, format, .. } => parse_stdin(&format),
-        Command::Parse { config: Some(config), .. } => daemon(&config, Role::Parse),
+        Command::Parse {
+            stdin: true, format, ..
+        } => parse_stdin(&format),
+        Command::Parse {
+            config: Some(config), ..
+        } => daemon(&config, Role::Parse),
         Command::Parse { config: None, .. } => unreachable!("clap requires --config without --stdin"),
         Command::Ship { config } => daemon(&config, Role::Ship),
         Command::Index { config } => daemon(&config, Role::Index),
@@ -92,7 +96,15 @@ fn validate(path: &Path) -> anyhow::Result<()> {
     .into_iter()
     .filter_map(|(name, present)| present.then_some(name))
     .collect();
-    println!("{}: OK (roles: {})", path.display(), if roles.is_empty() { "none".into() } else { roles.join(", ") });
+    println!(
+        "{}: OK (roles: {})",
+        path.display(),
+        if roles.is_empty() {
+            "none".into()
+        } else {
+            roles.join(", ")
+        }
+    );
     Ok(())
 }
 
@@ -104,7 +116,10 @@ fn parse_stdin(format: &str) -> anyhow::Result<()> {
     let mut doc = Vec::new();
     for line in stdin.split(b'\n') {
         let line = line.context("reading standard input")?;
-        let ctx = logpipe_parser::LineContext { ingest, ..Default::default() };
+        let ctx = logpipe_parser::LineContext {
+            ingest,
+            ..Default::default()
+        };
         match logpipe_parser::parse(format, &line, &ctx) {
             Ok(event) => {
                 doc.clear();
@@ -138,7 +153,10 @@ enum Role {
 fn daemon(path: &Path, role: Role) -> anyhow::Result<()> {
     logpipe_core::init_tracing();
     let config = load(path)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let token = shutdown::on_signal();
         let kafka = config.kafka(path)?.clone();

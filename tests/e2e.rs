@@ -22,7 +22,12 @@ fn line(i: usize) -> String {
 }
 
 fn seq_of(message: &str) -> Option<usize> {
-    message.rsplit("seq=").next()?.trim_end_matches(|c: char| !c.is_ascii_digit()).parse().ok()
+    message
+        .rsplit("seq=")
+        .next()?
+        .trim_end_matches(|c: char| !c.is_ascii_digit())
+        .parse()
+        .ok()
 }
 
 #[test]
@@ -89,7 +94,12 @@ fn ten_thousand_lines_reach_elasticsearch_exactly_once() {
         assert_eq!(src["log"]["file"]["path"], paths[file].display().to_string());
         assert_eq!(src["log"]["offset"], offset, "line {i}");
         assert_eq!(src["event"]["original"], line(i));
-        assert!(src["@timestamp"].as_str().is_some_and(|t| t.starts_with("2026-11-22T10:00:")), "{src}");
+        assert!(
+            src["@timestamp"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("2026-11-22T10:00:")),
+            "{src}"
+        );
         assert!(src["event"]["ingested"].is_string());
         match i % 3 {
             0 => {
@@ -112,10 +122,18 @@ fn ten_thousand_lines_reach_elasticsearch_exactly_once() {
     }
     let missing: Vec<_> = (0..LINES).filter(|i| seen[*i] == 0).take(10).collect();
     let doubled: Vec<_> = (0..LINES).filter(|i| seen[*i] > 1).take(10).collect();
-    assert!(missing.is_empty() && doubled.is_empty(), "missing {missing:?}, duplicated {doubled:?}");
+    assert!(
+        missing.is_empty() && doubled.is_empty(),
+        "missing {missing:?}, duplicated {doubled:?}"
+    );
 
     // Every daemon drains and exits 0 on SIGTERM.
     for d in [&mut shipper, &mut parser, &mut indexer] {
-        assert!(d.terminate(Duration::from_secs(30)), "{} did not drain cleanly:\n{}", d.name, d.log());
+        assert!(
+            d.terminate(Duration::from_secs(30)),
+            "{} did not drain cleanly:\n{}",
+            d.name,
+            d.log()
+        );
     }
 }

@@ -184,19 +184,11 @@ fn bench_format(
     });
 
     if let Some(variant) = loose {
-        let dataset = if rfc5424 {
-            "syslog.rfc5424"
-        } else {
-            "syslog.rfc3164"
-        };
+        let dataset = if rfc5424 { "syslog.rfc5424" } else { "syslog.rfc3164" };
         g.bench_function("syslog_loose/parse", |b| {
             b.iter(|| {
                 for l in lines {
-                    black_box(syslog_loose::parse_message_with_year(
-                        black_box(l),
-                        |_| 2024,
-                        variant,
-                    ));
+                    black_box(syslog_loose::parse_message_with_year(black_box(l), |_| 2024, variant));
                 }
             })
         });

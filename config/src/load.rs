@@ -37,7 +37,11 @@ impl std::error::Error for ConfigError {}
 /// Loads `path`, applies environment overrides and validates every section present.
 pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![ConfigError { file: path.into(), key: String::new(), expected: format!("cannot read the file: {e}") }]
+        vec![ConfigError {
+            file: path.into(),
+            key: String::new(),
+            expected: format!("cannot read the file: {e}"),
+        }]
     })?;
     load_str(path, &text, std::env::vars())
 }
@@ -48,9 +52,16 @@ pub fn load_str(
     text: &str,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Config, Vec<ConfigError>> {
-    let err = |key: String, expected: String| vec![ConfigError { file: path.into(), key, expected }];
-    let mut table: toml::Table =
-        text.parse().map_err(|e: toml::de::Error| err(String::new(), format!("invalid TOML: {}", e.message())))?;
+    let err = |key: String, expected: String| {
+        vec![ConfigError {
+            file: path.into(),
+            key,
+            expected,
+        }]
+    };
+    let mut table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| err(String::new(), format!("invalid TOML: {}", e.message())))?;
     for (name, value) in env {
         if let Some(rest) = name.strip_prefix(ENV_PREFIX) {
             let keys: Vec<String> = rest.split("__").map(|k| k.to_ascii_lowercase()).collect();
@@ -99,7 +110,11 @@ impl Config {
     fn validate(&self, file: &Path) -> Vec<ConfigError> {
         let mut out = Vec::new();
         let mut bad = |key: &str, expected: &str| {
-            out.push(ConfigError { file: file.into(), key: key.into(), expected: format!("expected {expected}") })
+            out.push(ConfigError {
+                file: file.into(),
+                key: key.into(),
+                expected: format!("expected {expected}"),
+            })
         };
         if let Some(k) = &self.kafka {
             if k.brokers.trim().is_empty() {
@@ -123,7 +138,10 @@ impl Config {
                 bad("elasticsearch.url", "an http:// or https:// URL");
             }
             if es.password.is_some() && es.password_file.is_some() {
-                bad("elasticsearch.password_file", "either password or password_file, not both");
+                bad(
+                    "elasticsearch.password_file",
+                    "either password or password_file, not both",
+                );
             }
         }
         if let Some(s) = &self.shipper {
@@ -137,7 +155,10 @@ impl Config {
                 for (list, globs) in [("include", &input.include), ("exclude", &input.exclude)] {
                     for (j, g) in globs.iter().enumerate() {
                         if let Err(e) = glob::Pattern::new(g) {
-                            bad(&format!("shipper.inputs[{i}].{list}[{j}]"), &format!("a valid glob ({e})"));
+                            bad(
+                                &format!("shipper.inputs[{i}].{list}[{j}]"),
+                                &format!("a valid glob ({e})"),
+                            );
                         }
                     }
                 }
@@ -167,9 +188,18 @@ impl Config {
             }
         }
         for (key, listen) in [
-            ("shipper.ops.listen", self.shipper.as_ref().and_then(|s| s.ops.listen.as_ref())),
-            ("parser.ops.listen", self.parser.as_ref().and_then(|s| s.ops.listen.as_ref())),
-            ("indexer.ops.listen", self.indexer.as_ref().and_then(|s| s.ops.listen.as_ref())),
+            (
+                "shipper.ops.listen",
+                self.shipper.as_ref().and_then(|s| s.ops.listen.as_ref()),
+            ),
+            (
+                "parser.ops.listen",
+                self.parser.as_ref().and_then(|s| s.ops.listen.as_ref()),
+            ),
+            (
+                "indexer.ops.listen",
+                self.indexer.as_ref().and_then(|s| s.ops.listen.as_ref()),
+            ),
         ] {
             if let Some(l) = listen {
                 if l.parse::<std::net::SocketAddr>().is_err() {
@@ -235,7 +265,11 @@ batch_max_events = 10
 "#;
 
     fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, Vec<ConfigError>> {
-        load_str(Path::new("f.toml"), text, env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        load_str(
+            Path::new("f.toml"),
+            text,
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
     }
 
     #[test]

@@ -28,7 +28,11 @@ pub struct AckTracker {
 impl AckTracker {
     /// A tracker whose durable position is `start` (nothing in flight).
     pub fn new(start: u64) -> Self {
-        AckTracker { window: VecDeque::new(), base: 0, committed: start }
+        AckTracker {
+            window: VecDeque::new(),
+            base: 0,
+            committed: start,
+        }
     }
 
     /// Registers the next unit in source order. `end` is the position to
@@ -186,7 +190,11 @@ struct Partition {
 impl PartitionAcks {
     /// Registers a consumed record; returns (slot, seq) to route its ack.
     pub fn register(&mut self, topic: &str, partition: i32, offset: i64) -> (usize, Seq) {
-        let slot = match self.parts.iter().position(|p| p.partition == partition && p.topic == topic) {
+        let slot = match self
+            .parts
+            .iter()
+            .position(|p| p.partition == partition && p.topic == topic)
+        {
             Some(i) => i,
             None => {
                 self.parts.push(Partition {

@@ -49,7 +49,11 @@ impl ProducerContext for AckContext {
             tracing::warn!(error = %e, "delivery failed; the source will be re-sent from its last acknowledged position");
         }
         // The stage loop may be gone during shutdown; nothing to do then.
-        let _ = self.tx.send(Ack { slot, seq, ok: result.is_ok() });
+        let _ = self.tx.send(Ack {
+            slot,
+            seq,
+            ok: result.is_ok(),
+        });
     }
 }
 
@@ -77,7 +81,10 @@ pub fn send(
     headers: OwnedHeaders,
     opaque: usize,
 ) -> Result<(), SendError> {
-    let record = BaseRecord::with_opaque_to(topic, opaque).key(key).payload(payload).headers(headers);
+    let record = BaseRecord::with_opaque_to(topic, opaque)
+        .key(key)
+        .payload(payload)
+        .headers(headers);
     match producer.send(record) {
         Ok(()) => Ok(()),
         Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => Err(SendError::QueueFull),

@@ -59,8 +59,10 @@ pub async fn ensure_topics(k: &KafkaConfig, topics: &[&str]) -> anyhow::Result<(
     cfg.set("bootstrap.servers", &k.brokers);
     apply_options(&mut cfg, k);
     let admin: AdminClient<DefaultClientContext> = cfg.create().context("creating the Kafka admin client")?;
-    let new: Vec<NewTopic> =
-        topics.iter().map(|t| NewTopic::new(t, k.partitions, TopicReplication::Fixed(-1))).collect();
+    let new: Vec<NewTopic> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, k.partitions, TopicReplication::Fixed(-1)))
+        .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let results = admin
         .create_topics(&new, &opts)

@@ -44,11 +44,14 @@ pub async fn serve(listen: Option<&str>, default_port: u16, ready: Readiness) ->
         .install_recorder()
         .context("installing the metrics recorder")?;
     let addr: SocketAddr = match listen {
-        Some(l) => l.parse().with_context(|| format!("ops.listen `{l}` is not a socket address"))?,
+        Some(l) => l
+            .parse()
+            .with_context(|| format!("ops.listen `{l}` is not a socket address"))?,
         None => SocketAddr::from(([127, 0, 0, 1], default_port)),
     };
-    let listener =
-        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the ops endpoint on {addr}"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the ops endpoint on {addr}"))?;
     let bound = listener.local_addr()?;
     tracing::info!(%bound, "ops endpoint: /metrics /health /ready");
     tokio::spawn(accept_loop(listener, handle, ready));
@@ -57,7 +60,9 @@ pub async fn serve(listen: Option<&str>, default_port: u16, ready: Readiness) ->
 
 async fn accept_loop(listener: tokio::net::TcpListener, handle: PrometheusHandle, ready: Readiness) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let (handle, ready) = (handle.clone(), ready.clone());
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
@@ -65,7 +70,9 @@ async fn accept_loop(listener: tokio::net::TcpListener, handle: PrometheusHandle
                 async move { Ok::<_, std::convert::Infallible>(resp) }
             });
             let io = hyper_util::rt::TokioIo::new(stream);
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await;
         });
     }
 }
@@ -80,5 +87,8 @@ fn respond(path: &str, handle: &PrometheusHandle, ready: &Readiness) -> Response
         },
         _ => (StatusCode::NOT_FOUND, "try /metrics, /health or /ready\n".to_string()),
     };
-    Response::builder().status(status).body(Full::new(Bytes::from(body))).expect("static response parts")
+    Response::builder()
+        .status(status)
+        .body(Full::new(Bytes::from(body)))
+        .expect("static response parts")
 }

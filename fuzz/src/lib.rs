@@ -6,7 +6,12 @@ use logpipe_parser::{parse, Format, LineContext};
 
 pub fn check(format: Format, data: &[u8]) {
     // No shipper host, so the syslog HOSTNAME path is exercised too.
-    let ctx = LineContext { ingest: 1_718_452_800_000_000, host: None, path: Some("/fuzz"), offset: Some(0) };
+    let ctx = LineContext {
+        ingest: 1_718_452_800_000_000,
+        host: None,
+        path: Some("/fuzz"),
+        offset: Some(0),
+    };
     let Ok(event) = parse(format, data, &ctx) else { return };
     assert_eq!(event.original, data);
     let json = event.to_json();

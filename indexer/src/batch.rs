@@ -31,7 +31,14 @@ pub struct Batch {
 
 impl Batch {
     pub fn new(max_docs: usize, max_bytes: usize, max_age: Duration) -> Self {
-        Batch { docs: Vec::new(), bytes: 0, opened: None, max_docs, max_bytes, max_age }
+        Batch {
+            docs: Vec::new(),
+            bytes: 0,
+            opened: None,
+            max_docs,
+            max_bytes,
+            max_age,
+        }
     }
 
     pub fn push(&mut self, doc: Doc) {

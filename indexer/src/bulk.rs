@@ -41,9 +41,14 @@ pub enum Outcome {
 
 /// Reads the per-item results of a `_bulk` response, in request order.
 pub fn outcomes(response: &Value, expected: usize) -> Result<Vec<Outcome>, String> {
-    let items = response["items"].as_array().ok_or("the _bulk response has no `items` array")?;
+    let items = response["items"]
+        .as_array()
+        .ok_or("the _bulk response has no `items` array")?;
     if items.len() != expected {
-        return Err(format!("the _bulk response has {} items for {expected} documents", items.len()));
+        return Err(format!(
+            "the _bulk response has {} items for {expected} documents",
+            items.len()
+        ));
     }
     Ok(items
         .iter()
@@ -85,7 +90,10 @@ mod tests {
         };
         let lines = body(&[d]);
         let action: Value = serde_json::from_slice(&lines[0]).unwrap();
-        assert_eq!(action, json!({"create": {"_index": "logpipe-2026.01.01", "_id": "abc"}}));
+        assert_eq!(
+            action,
+            json!({"create": {"_index": "logpipe-2026.01.01", "_id": "abc"}})
+        );
         assert_eq!(&lines[1][..], b"{\"message\":\"m\"}");
     }
 
@@ -101,7 +109,10 @@ mod tests {
         assert_eq!(o[0], Outcome::Indexed);
         assert_eq!(o[1], Outcome::Duplicate);
         assert!(matches!(&o[2], Outcome::Retry(r) if r.contains("429")));
-        assert_eq!(o[3], Outcome::Rejected("400 mapper_parsing_exception: failed to parse field [x]".into()));
+        assert_eq!(
+            o[3],
+            Outcome::Rejected("400 mapper_parsing_exception: failed to parse field [x]".into())
+        );
         assert!(outcomes(&resp, 3).is_err());
     }
 }

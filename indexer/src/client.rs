@@ -41,10 +41,13 @@ pub fn build(es: &ElasticsearchConfig) -> anyhow::Result<Elasticsearch> {
     }
     if let Some(ca) = &es.ca_file {
         let pem = std::fs::read(ca).with_context(|| format!("elasticsearch.ca_file `{}`", ca.display()))?;
-        let cert = Certificate::from_pem(&pem).with_context(|| format!("elasticsearch.ca_file `{}` is not PEM", ca.display()))?;
+        let cert = Certificate::from_pem(&pem)
+            .with_context(|| format!("elasticsearch.ca_file `{}` is not PEM", ca.display()))?;
         builder = builder.cert_validation(CertificateValidation::Full(cert));
     }
-    Ok(Elasticsearch::new(builder.build().context("building the Elasticsearch client")?))
+    Ok(Elasticsearch::new(
+        builder.build().context("building the Elasticsearch client")?,
+    ))
 }
 
 /// Checks that Elasticsearch answers and accepts our credentials.
@@ -70,7 +73,9 @@ pub async fn install_template(client: &Elasticsearch) -> anyhow::Result<()> {
     let body: serde_json::Value = serde_json::from_str(logpipe_schemas::templates::LOGS_TEMPLATE)?;
     let resp = client
         .indices()
-        .put_index_template(IndicesPutIndexTemplateParts::Name(logpipe_schemas::templates::LOGS_TEMPLATE_NAME))
+        .put_index_template(IndicesPutIndexTemplateParts::Name(
+            logpipe_schemas::templates::LOGS_TEMPLATE_NAME,
+        ))
         .body(body)
         .send()
         .await

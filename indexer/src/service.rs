@@ -38,16 +38,31 @@ pub async fn run(
     if cfg.install_template {
         client::install_template(&es_client).await?;
     }
-    let consumer: StreamConsumer =
-        kafka::consumer_config(k, &cfg.group_id).create().context("creating the Kafka consumer")?;
-    consumer.subscribe(&[&k.parsed_topic]).with_context(|| format!("subscribing to {}", k.parsed_topic))?;
-    let dlq: FutureProducer = kafka::producer_config(k).create().context("creating the dead-letter producer")?;
+    let consumer: StreamConsumer = kafka::consumer_config(k, &cfg.group_id)
+        .create()
+        .context("creating the Kafka consumer")?;
+    consumer
+        .subscribe(&[&k.parsed_topic])
+        .with_context(|| format!("subscribing to {}", k.parsed_topic))?;
+    let dlq: FutureProducer = kafka::producer_config(k)
+        .create()
+        .context("creating the dead-letter producer")?;
     ready.set_ready();
     tracing::info!(topic = %k.parsed_topic, group = %cfg.group_id, url = %es.url, "indexer consuming");
 
     let mut acks = PartitionAcks::default();
-    let mut batch = Batch::new(cfg.batch_max_events, cfg.batch_max_bytes, Duration::from_millis(cfg.batch_max_age_ms));
-    let writer = Writer { es: &es_client, dlq: &dlq, dlq_topic: &k.dead_letter_topic, shutdown: &shutdown, ready: &ready };
+    let mut batch = Batch::new(
+        cfg.batch_max_events,
+        cfg.batch_max_bytes,
+        Duration::from_millis(cfg.batch_max_age_ms),
+    );
+    let writer = Writer {
+        es: &es_client,
+        dlq: &dlq,
+        dlq_topic: &k.dead_letter_topic,
+        shutdown: &shutdown,
+        ready: &ready,
+    };
 
     loop {
         let deadline = batch.deadline();
@@ -59,7 +74,9 @@ pub async fn run(
                 Err(e) => tracing::warn!(error = %e, "consume error"),
             },
         }
-        let due = batch.deadline().is_some_and(|d| d <= tokio::time::Instant::now().into_std());
+        let due = batch
+            .deadline()
+            .is_some_and(|d| d <= tokio::time::Instant::now().into_std());
         if batch.is_full() || due {
             writer.write(batch.take(), &mut acks).await;
             store(&consumer, &mut acks);
@@ -70,7 +87,10 @@ pub async fn run(
     let drain = Duration::from_secs(cfg.drain_timeout_secs);
     // The drain writes the open batch with its own (bounded) patience.
     let drain_token = CancellationToken::new();
-    let drain_writer = Writer { shutdown: &drain_token, ..writer };
+    let drain_writer = Writer {
+        shutdown: &drain_token,
+        ..writer
+    };
     let canceller = drain_token.clone();
     tokio::spawn(async move {
         tokio::time::sleep(drain).await;
@@ -99,12 +119,17 @@ fn to_doc(m: &BorrowedMessage<'_>, acks: &mut PartitionAcks, pattern: &str) -> D
     if let Some(h) = m.headers() {
         for h in h.iter() {
             if h.key == event::HEADER_EVENT_MS {
-                event_ms = h.value.and_then(|v| std::str::from_utf8(v).ok()).and_then(|v| v.parse::<i64>().ok());
+                event_ms = h
+                    .value
+                    .and_then(|v| std::str::from_utf8(v).ok())
+                    .and_then(|v| v.parse::<i64>().ok());
             }
             headers.push((h.key.to_string(), h.value.unwrap_or_default().to_vec()));
         }
     }
-    let ts_ms = event_ms.or_else(|| m.timestamp().to_millis()).unwrap_or_else(logpipe_core::now_ms);
+    let ts_ms = event_ms
+        .or_else(|| m.timestamp().to_millis())
+        .unwrap_or_else(logpipe_core::now_ms);
     let id = match m.key() {
         Some(k) if !k.is_empty() => String::from_utf8_lossy(k).into_owned(),
         // A record without a key has no id of its own: its Kafka coordinates are.
@@ -166,10 +191,14 @@ impl Writer<'_> {
                             }
                         }
                     }
-                    metrics::counter!("logpipe_events_total", "stage" => "index", "outcome" => "indexed").increment(indexed);
-                    metrics::counter!("logpipe_events_total", "stage" => "index", "outcome" => "duplicate").increment(duplicate);
-                    metrics::counter!("logpipe_events_total", "stage" => "index", "outcome" => "dead_letter").increment(rejected);
-                    metrics::counter!("logpipe_events_total", "stage" => "index", "outcome" => "retried").increment(retry.len() as u64);
+                    metrics::counter!("logpipe_events_total", "stage" => "index", "outcome" => "indexed")
+                        .increment(indexed);
+                    metrics::counter!("logpipe_events_total", "stage" => "index", "outcome" => "duplicate")
+                        .increment(duplicate);
+                    metrics::counter!("logpipe_events_total", "stage" => "index", "outcome" => "dead_letter")
+                        .increment(rejected);
+                    metrics::counter!("logpipe_events_total", "stage" => "index", "outcome" => "retried")
+                        .increment(retry.len() as u64);
                     retry
                 }
                 Err((why, docs)) => {
@@ -222,10 +251,22 @@ impl Writer<'_> {
                 h = h.insert(Header { key: k, value: Some(v) });
             }
             h = h
-                .insert(Header { key: dead_letter::HEADER_STAGE, value: Some(dead_letter::Stage::Index.as_str()) })
-                .insert(Header { key: dead_letter::HEADER_REASON, value: Some(reason) })
-                .insert(Header { key: dead_letter::HEADER_ORIGIN, value: Some(doc.origin.as_str()) });
-            let record = FutureRecord::to(self.dlq_topic).key(doc.id.as_str()).payload(&doc.source[..]).headers(h);
+                .insert(Header {
+                    key: dead_letter::HEADER_STAGE,
+                    value: Some(dead_letter::Stage::Index.as_str()),
+                })
+                .insert(Header {
+                    key: dead_letter::HEADER_REASON,
+                    value: Some(reason),
+                })
+                .insert(Header {
+                    key: dead_letter::HEADER_ORIGIN,
+                    value: Some(doc.origin.as_str()),
+                });
+            let record = FutureRecord::to(self.dlq_topic)
+                .key(doc.id.as_str())
+                .payload(&doc.source[..])
+                .headers(h);
             match self.dlq.send(record, Duration::from_secs(30)).await {
                 Ok(_) => return true,
                 Err((e, _)) => {

@@ -28,11 +28,16 @@ const MAX_IN_FLIGHT: usize = 200_000;
 
 pub fn run(cfg: &ParserConfig, k: &KafkaConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let format: Format = cfg.format.parse().map_err(|e| anyhow::anyhow!("parser.format: {e}"))?;
-    let consumer: BaseConsumer =
-        kafka::consumer_config(k, &cfg.group_id).create().context("creating the Kafka consumer")?;
-    consumer.subscribe(&[&k.raw_topic]).with_context(|| format!("subscribing to {}", k.raw_topic))?;
+    let consumer: BaseConsumer = kafka::consumer_config(k, &cfg.group_id)
+        .create()
+        .context("creating the Kafka consumer")?;
+    consumer
+        .subscribe(&[&k.raw_topic])
+        .with_context(|| format!("subscribing to {}", k.raw_topic))?;
     let (ctx, acks_rx) = delivery::ack_channel();
-    let producer: AckProducer = kafka::producer_config(k).create_with_context(ctx).context("creating the Kafka producer")?;
+    let producer: AckProducer = kafka::producer_config(k)
+        .create_with_context(ctx)
+        .context("creating the Kafka producer")?;
 
     let mut acks = PartitionAcks::default();
     let mut out = Vec::with_capacity(4096);
@@ -45,7 +50,9 @@ pub fn run(cfg: &ParserConfig, k: &KafkaConfig, shutdown: CancellationToken) -> 
         if acks.in_flight() >= MAX_IN_FLIGHT {
             std::thread::sleep(Duration::from_millis(5));
             // Keep the group membership alive while paused.
-            let _ = consumer.poll(Duration::ZERO).map(|m| m.map(|m| seek_back(&consumer, &m)));
+            let _ = consumer
+                .poll(Duration::ZERO)
+                .map(|m| m.map(|m| seek_back(&consumer, &m)));
             continue;
         }
         match consumer.poll(Duration::from_millis(50)) {
@@ -55,7 +62,11 @@ pub fn run(cfg: &ParserConfig, k: &KafkaConfig, shutdown: CancellationToken) -> 
                 let (slot, seq) = acks.register(msg.topic(), msg.partition(), msg.offset());
                 let opaque = delivery::pack(slot, seq);
                 let ok = handle(&msg, format, k, &producer, opaque, &mut out, &acks_rx, &mut acks);
-                if ok { parsed += 1 } else { failed += 1 }
+                if ok {
+                    parsed += 1
+                } else {
+                    failed += 1
+                }
             }
         }
         if last_store.elapsed() >= Duration::from_millis(200) {
@@ -84,7 +95,12 @@ pub fn run(cfg: &ParserConfig, k: &KafkaConfig, shutdown: CancellationToken) -> 
 /// A record polled while paused cannot be handled now: rewind the partition
 /// to it so it is consumed again later.
 fn seek_back(consumer: &BaseConsumer, msg: &BorrowedMessage<'_>) {
-    let _ = consumer.seek(msg.topic(), msg.partition(), Offset::Offset(msg.offset()), Duration::from_secs(1));
+    let _ = consumer.seek(
+        msg.topic(),
+        msg.partition(),
+        Offset::Offset(msg.offset()),
+        Duration::from_secs(1),
+    );
 }
 
 /// Parses one record and enqueues the document or the dead letter. Returns
@@ -104,7 +120,12 @@ fn handle(
     let meta = msg
         .headers()
         .and_then(|h| SourceMeta::from_headers(h.iter().filter_map(|h| h.value.map(|v| (h.key, v)))));
-    let ingest_ms = meta.as_ref().map(|m| m.ingest_ms).filter(|ms| *ms > 0).or_else(|| msg.timestamp().to_millis()).unwrap_or_else(logpipe_core::now_ms);
+    let ingest_ms = meta
+        .as_ref()
+        .map(|m| m.ingest_ms)
+        .filter(|ms| *ms > 0)
+        .or_else(|| msg.timestamp().to_millis())
+        .unwrap_or_else(logpipe_core::now_ms);
     let ctx = LineContext {
         ingest: ingest_ms * 1000,
         host: meta.as_ref().map(|m| m.host.as_str()),
@@ -126,9 +147,15 @@ fn handle(
         }
         Err(e) => {
             let extra = vec![
-                (dead_letter::HEADER_STAGE, dead_letter::Stage::Parse.as_str().to_string()),
+                (
+                    dead_letter::HEADER_STAGE,
+                    dead_letter::Stage::Parse.as_str().to_string(),
+                ),
                 (dead_letter::HEADER_REASON, e.to_string()),
-                (dead_letter::HEADER_ORIGIN, dead_letter::origin(msg.topic(), msg.partition(), msg.offset())),
+                (
+                    dead_letter::HEADER_ORIGIN,
+                    dead_letter::origin(msg.topic(), msg.partition(), msg.offset()),
+                ),
             ];
             (&k.dead_letter_topic, line, extra)
         }
@@ -158,11 +185,17 @@ fn with_headers(msg: &BorrowedMessage<'_>, extra: &[(&str, String)]) -> OwnedHea
     let mut h = OwnedHeaders::new();
     if let Some(src) = msg.headers() {
         for header in src.iter() {
-            h = h.insert(Header { key: header.key, value: header.value });
+            h = h.insert(Header {
+                key: header.key,
+                value: header.value,
+            });
         }
     }
     for (key, value) in extra {
-        h = h.insert(Header { key, value: Some(value.as_str()) });
+        h = h.insert(Header {
+            key,
+            value: Some(value.as_str()),
+        });
     }
     h
 }

@@ -454,7 +454,10 @@ mod tests {
 
     #[test]
     fn invalid_utf8_and_controls_stay_valid_json() {
-        let e = Event { original: b"a\xff\x01b", ..Default::default() };
+        let e = Event {
+            original: b"a\xff\x01b",
+            ..Default::default()
+        };
         let v = parse(&e);
         assert_eq!(v["event"]["original"], "a\u{fffd}\u{1}b");
     }
@@ -463,8 +466,15 @@ mod tests {
     fn merges_line_fields_under_ecs() {
         let mut fields = Map::new();
         fields.insert("level".into(), "info".into());
-        fields.insert("event".into(), serde_json::json!({"action": "login", "original": "spoof"}));
-        let e = Event { original: b"{}", fields: Some(fields), ..Default::default() };
+        fields.insert(
+            "event".into(),
+            serde_json::json!({"action": "login", "original": "spoof"}),
+        );
+        let e = Event {
+            original: b"{}",
+            fields: Some(fields),
+            ..Default::default()
+        };
         let v = parse(&e);
         assert_eq!(v["level"], "info");
         assert_eq!(v["event"]["action"], "login");

@@ -95,8 +95,7 @@ mod tests {
             ingest_ms: 1_700_000_000_123,
         };
         let headers = meta.headers();
-        let parsed =
-            SourceMeta::from_headers(headers.iter().map(|(k, v)| (*k, v.as_bytes()))).unwrap();
+        let parsed = SourceMeta::from_headers(headers.iter().map(|(k, v)| (*k, v.as_bytes()))).unwrap();
         assert_eq!(parsed, meta);
     }
 

@@ -22,6 +22,9 @@ mod tests {
         assert_eq!(v["index_patterns"][0], "logpipe-*");
         let props = &v["template"]["mappings"]["properties"];
         assert_eq!(props["@timestamp"]["type"], "date");
-        assert_eq!(props["log"]["properties"]["syslog"]["properties"]["structured_data"]["type"], "flattened");
+        assert_eq!(
+            props["log"]["properties"]["syslog"]["properties"]["structured_data"]["type"],
+            "flattened"
+        );
     }
 }

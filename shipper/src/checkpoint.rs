@@ -57,7 +57,11 @@ impl Checkpoints {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
-        Ok(Checkpoints { path, entries, dirty: false })
+        Ok(Checkpoints {
+            path,
+            entries,
+            dirty: false,
+        })
     }
 
     pub fn get(&self, fingerprint: u64) -> Option<u64> {
@@ -103,7 +107,10 @@ impl Checkpoints {
         }
         let mut checkpoints: Vec<Entry> = self.entries.values().cloned().collect();
         checkpoints.sort_by(|a, b| a.fingerprint.cmp(&b.fingerprint));
-        let bytes = serde_json::to_vec_pretty(&OnDisk { version: 1, checkpoints })?;
+        let bytes = serde_json::to_vec_pretty(&OnDisk {
+            version: 1,
+            checkpoints,
+        })?;
         let tmp = self.path.with_extension("json.tmp");
         {
             let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;

@@ -55,7 +55,11 @@ mod tests {
             include: vec![format!("{d}/*.log*")],
             exclude: vec![format!("{d}/*.gz")],
         }]);
-        let names: Vec<_> = disc.scan().iter().map(|p| p.file_name().unwrap().to_str().unwrap().to_string()).collect();
+        let names: Vec<_> = disc
+            .scan()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_str().unwrap().to_string())
+            .collect();
         assert_eq!(names, ["a.log", "b.log"]);
     }
 }

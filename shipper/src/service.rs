@@ -52,10 +52,16 @@ struct Counters {
     delivery_failures: u64,
 }
 
-pub fn run(cfg: &ShipperConfig, kafka_cfg: &KafkaConfig, host: &str, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub fn run(
+    cfg: &ShipperConfig,
+    kafka_cfg: &KafkaConfig,
+    host: &str,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let (ctx, acks) = produce::ack_channel();
-    let producer: Producer =
-        kafka::producer_config(kafka_cfg).create_with_context(ctx).context("creating the Kafka producer")?;
+    let producer: Producer = kafka::producer_config(kafka_cfg)
+        .create_with_context(ctx)
+        .context("creating the Kafka producer")?;
     let mut checkpoints = Checkpoints::load(&cfg.data_dir)?;
     let mut state = State {
         cfg,
@@ -79,7 +85,15 @@ pub fn run(cfg: &ShipperConfig, kafka_cfg: &KafkaConfig, host: &str, shutdown: C
             last_discover = Instant::now();
         }
         let progressed = state.read_all();
-        let acked = state.apply_acks(&acks, &mut checkpoints, if progressed { None } else { Some(Duration::from_millis(20)) });
+        state.apply_acks(
+            &acks,
+            &mut checkpoints,
+            if progressed {
+                None
+            } else {
+                Some(Duration::from_millis(20))
+            },
+        );
         if last_checkpoint.elapsed() >= checkpoint_every {
             checkpoints.persist()?;
             state.report();
@@ -96,7 +110,6 @@ pub fn run(cfg: &ShipperConfig, kafka_cfg: &KafkaConfig, host: &str, shutdown: C
             }
             last_expire = Instant::now();
         }
-        let _ = acked;
     }
 
     // Drain: stop reading, let Kafka acknowledge what is in flight, record it.
@@ -288,6 +301,7 @@ impl State<'_> {
             n += 1;
             if let Some(Some(w)) = self.slots.get_mut(ack.slot) {
                 if ack.ok {
+                    self.counters.lines_acked += 1;
                     w.tracker.ack(ack.seq);
                 } else {
                     self.counters.delivery_failures += 1;
@@ -299,14 +313,10 @@ impl State<'_> {
         if n > 0 {
             let now = now_ms();
             for w in self.slots.iter_mut().flatten() {
-                let before = w.tracker.committed();
                 if let Some(pos) = w.tracker.advance() {
-                    let path = w.path.to_string_lossy();
-                    checkpoints.set(w.fingerprint, pos, &path, now);
-                    let _ = before;
+                    checkpoints.set(w.fingerprint, pos, &w.path.to_string_lossy(), now);
                 }
             }
-            self.counters.lines_acked += n as u64;
         }
         n
     }

@@ -58,7 +58,14 @@ pub struct Tail {
 
 impl Tail {
     pub fn new(file: File, start: u64, max_line: usize) -> Self {
-        Tail { file, consumed: start, buf: Vec::new(), long: None, max_line, last_growth: Instant::now() }
+        Tail {
+            file,
+            consumed: start,
+            buf: Vec::new(),
+            long: None,
+            max_line,
+            last_growth: Instant::now(),
+        }
     }
 
     /// Position up to which lines were handed to the sink.
@@ -87,7 +94,11 @@ impl Tail {
     /// Reads what is new and offers complete lines to `sink`, which returns
     /// `false` to refuse one (backpressure). A last line without a newline is
     /// offered once it has not grown for `partial_timeout`.
-    pub fn poll(&mut self, partial_timeout: Duration, mut sink: impl FnMut(Line<'_>) -> bool) -> std::io::Result<Outcome> {
+    pub fn poll(
+        &mut self,
+        partial_timeout: Duration,
+        mut sink: impl FnMut(Line<'_>) -> bool,
+    ) -> std::io::Result<Outcome> {
         let read_at = self.consumed + self.buf.len() as u64;
         let len = self.file_len()?;
         if len < self.consumed {
@@ -143,7 +154,11 @@ impl Tail {
         // No newline in what is left.
         if self.long.is_none() && self.buf.len() > self.max_line {
             let head = self.buf[..self.max_line].to_vec();
-            self.long = Some(LongLine { offset: self.consumed, head, total: 0 });
+            self.long = Some(LongLine {
+                offset: self.consumed,
+                head,
+                total: 0,
+            });
         }
         if let Some(long) = &mut self.long {
             // Keep counting the over-long line, but drop its bytes.
@@ -153,7 +168,12 @@ impl Tail {
             self.buf.clear();
         } else if !self.buf.is_empty() && self.last_growth.elapsed() >= partial_timeout {
             let end = self.consumed + self.buf.len() as u64;
-            let line = Line { offset: self.consumed, end, bytes: &self.buf, truncated: None };
+            let line = Line {
+                offset: self.consumed,
+                end,
+                bytes: &self.buf,
+                truncated: None,
+            };
             if sink(line) {
                 let n = self.buf.len();
                 self.consume(n);
@@ -200,7 +220,10 @@ mod tests {
         f.write_all(b"one\ntwo\r\nthr").unwrap();
         let mut t = Tail::new(f.reopen().unwrap(), 0, 1024);
         let got = collect(&mut t, Duration::from_secs(60));
-        assert_eq!(got, vec![(0, 4, b"one".to_vec(), None), (4, 9, b"two\r".to_vec(), None)]);
+        assert_eq!(
+            got,
+            vec![(0, 4, b"one".to_vec(), None), (4, 9, b"two\r".to_vec(), None)]
+        );
         f.write_all(b"ee\n").unwrap();
         let got = collect(&mut t, Duration::from_secs(60));
         assert_eq!(got, vec![(9, 14, b"three".to_vec(), None)]);
@@ -230,7 +253,11 @@ mod tests {
                     true
                 })
                 .unwrap();
-            assert!(t.buf.capacity() <= CHUNK + 100 + 1, "buffer grew to {}", t.buf.capacity());
+            assert!(
+                t.buf.capacity() <= CHUNK + 100 + 1,
+                "buffer grew to {}",
+                t.buf.capacity()
+            );
             if o == Outcome::Idle {
                 break;
             }

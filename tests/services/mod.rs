@@ -22,7 +22,12 @@ pub struct Services {
 impl Services {
     pub fn start() -> Services {
         if let (Ok(kafka), Ok(es)) = (std::env::var("LOGPIPE_TEST_KAFKA"), std::env::var("LOGPIPE_TEST_ES")) {
-            return Services { kafka, es, child: None, _data: None };
+            return Services {
+                kafka,
+                es,
+                child: None,
+                _data: None,
+            };
         }
         let bin = noida_bin();
         let data = tempfile::tempdir().expect("tempdir");
@@ -50,7 +55,10 @@ impl Services {
         let deadline = Instant::now() + Duration::from_secs(30);
         let http = reqwest::blocking::Client::new();
         while Instant::now() < deadline {
-            let es_up = http.get(format!("{}/_cluster/health", self.es)).send().is_ok_and(|r| r.status().is_success());
+            let es_up = http
+                .get(format!("{}/_cluster/health", self.es))
+                .send()
+                .is_ok_and(|r| r.status().is_success());
             let kafka_up = std::net::TcpStream::connect(&self.kafka).is_ok();
             if es_up && kafka_up {
                 return;
@@ -84,8 +92,15 @@ pub fn free_port() -> u16 {
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    format!("{prefix}-{}-{nanos:x}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{nanos:x}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// One logpipe daemon, SIGTERM'd (then killed) on drop.
@@ -108,7 +123,11 @@ impl Daemon {
             .stderr(f)
             .spawn()
             .expect("spawning logpipe");
-        Daemon { name: role.to_string(), child, log }
+        Daemon {
+            name: role.to_string(),
+            child,
+            log,
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -159,7 +178,10 @@ impl Drop for Daemon {
 }
 
 pub fn signal(pid: u32, sig: &str) {
-    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
 }
 
 /// Small Elasticsearch helpers over plain HTTP, independent of the code under test.
@@ -170,7 +192,10 @@ pub struct Es {
 
 impl Es {
     pub fn new(url: &str) -> Es {
-        Es { url: url.to_string(), http: reqwest::blocking::Client::new() }
+        Es {
+            url: url.to_string(),
+            http: reqwest::blocking::Client::new(),
+        }
     }
 
     pub fn count(&self, index: &str) -> u64 {
@@ -287,7 +312,15 @@ listen = "127.0.0.1:0"
             logs = logs.display(),
         );
         std::fs::write(&config, text).unwrap();
-        Setup { dir, config, logs, index_prefix, raw_topic: raw, parsed_topic: parsed, dlq_topic: dlq }
+        Setup {
+            dir,
+            config,
+            logs,
+            index_prefix,
+            raw_topic: raw,
+            parsed_topic: parsed,
+            dlq_topic: dlq,
+        }
     }
 
     pub fn index_glob(&self) -> String {

@@ -38,15 +38,7 @@ pub fn parse<'a>(line: &'a [u8], ctx: &LineContext<'a>) -> Result<Event<'a>, Par
     let body = trim_eol(line);
     match parse_body(body) {
         Ok((ts, access, combined)) => {
-            let mut ev = base(
-                line,
-                ctx,
-                if combined {
-                    DATASET_COMBINED
-                } else {
-                    DATASET_COMMON
-                },
-            );
+            let mut ev = base(line, ctx, if combined { DATASET_COMBINED } else { DATASET_COMMON });
             ev.timestamp = ts;
             ev.access = Some(access);
             Ok(ev)
@@ -159,16 +151,7 @@ fn time(i: &[u8]) -> Result<(&[u8], Micros), Fail> {
     let off = off_min as i32 * 60;
     Ok((
         j,
-        micros_from_parts(
-            y as i64,
-            mo,
-            d,
-            h,
-            mi,
-            s,
-            0,
-            if sign == 1 { off } else { -off },
-        ),
+        micros_from_parts(y as i64, mo, d, h, mi, s, 0, if sign == 1 { off } else { -off }),
     ))
 }
 
@@ -234,10 +217,7 @@ fn status(i: &[u8]) -> Result<(&[u8], Option<u16>), Fail> {
         i,
         "expected a 3-digit status code or '-'",
     )?;
-    Ok((
-        j,
-        Some(d.iter().fold(0u16, |a, &b| a * 10 + (b - b'0') as u16)),
-    ))
+    Ok((j, Some(d.iter().fold(0u16, |a, &b| a * 10 + (b - b'0') as u16))))
 }
 
 fn bytes_sent(i: &[u8]) -> Result<(&[u8], Option<u64>), Fail> {
@@ -251,9 +231,7 @@ fn bytes_sent(i: &[u8]) -> Result<(&[u8], Option<u64>), Fail> {
     )?;
     let n = d
         .iter()
-        .try_fold(0u64, |a, &b| {
-            a.checked_mul(10)?.checked_add((b - b'0') as u64)
-        })
+        .try_fold(0u64, |a, &b| a.checked_mul(10)?.checked_add((b - b'0') as u64))
         .ok_or(Fail {
             rest_len: i.len(),
             reason: "body size out of range",
@@ -262,9 +240,7 @@ fn bytes_sent(i: &[u8]) -> Result<(&[u8], Option<u64>), Fail> {
 }
 
 fn is_method(m: &str) -> bool {
-    (1..=32).contains(&m.len())
-        && m.bytes()
-            .all(|b| b.is_ascii_uppercase() || b == b'_' || b == b'-')
+    (1..=32).contains(&m.len()) && m.bytes().all(|b| b.is_ascii_uppercase() || b == b'_' || b == b'-')
 }
 
 /// Splits `METHOD URL HTTP/x.y` into its parts (see the module docs).
@@ -281,11 +257,7 @@ fn request_line<'a>(a: &mut Access<'a>, req: Cow<'a, str>) {
             match rest.rsplit_once(' ') {
                 Some((url, proto)) => {
                     let version = proto.strip_prefix("HTTP/")?;
-                    (!url.is_empty() && !version.is_empty()).then_some((
-                        method.len(),
-                        url.len(),
-                        Some(version.len()),
-                    ))
+                    (!url.is_empty() && !version.is_empty()).then_some((method.len(), url.len(), Some(version.len())))
                 }
                 None => Some((method.len(), rest.len(), None)),
             }
@@ -384,22 +356,21 @@ mod tests {
 
     #[test]
     fn truncated_user_agent_runs_to_end_of_line() {
-        let e = ok(br#"1.2.3.4 - - [20/May/2015:12:05:17 +0000] "GET / HTTP/1.1" 200 235 "-" "Mozilla/5.0 (compatible; \"x\""#);
+        let e = ok(
+            br#"1.2.3.4 - - [20/May/2015:12:05:17 +0000] "GET / HTTP/1.1" 200 235 "-" "Mozilla/5.0 (compatible; \"x\""#,
+        );
         assert_eq!(
             e.access.unwrap().user_agent.as_deref(),
             Some(r#"Mozilla/5.0 (compatible; "x""#)
         );
-        let e = ok(
-            br#"1.2.3.4 - - [20/May/2015:12:05:17 +0000] "GET / HTTP/1.1" 200 235 "-" "Mozilla"#,
-        );
+        let e = ok(br#"1.2.3.4 - - [20/May/2015:12:05:17 +0000] "GET / HTTP/1.1" 200 235 "-" "Mozilla"#);
         assert_eq!(e.access.unwrap().user_agent.as_deref(), Some("Mozilla"));
     }
 
     #[test]
     fn odd_request_lines() {
         let req = |r: &str| {
-            let line =
-                format!("example.org - - [01/Jan/2024:00:00:00 +0000] \"{r}\" 400 0 \"-\" \"-\"");
+            let line = format!("example.org - - [01/Jan/2024:00:00:00 +0000] \"{r}\" 400 0 \"-\" \"-\"");
             let e = parse(line.as_bytes(), &ctx()).unwrap();
             let a = e.access.unwrap();
             assert_eq!(a.source_ip, None);
@@ -416,18 +387,12 @@ mod tests {
             req(r"\x16\x03\x01\x00\xa5\x01"),
             (None, Some(r"\x16\x03\x01\x00\xa5\x01".into()), None)
         );
-        assert_eq!(
-            req("get / HTTP/1.1"),
-            (None, Some("get / HTTP/1.1".into()), None)
-        );
+        assert_eq!(req("get / HTTP/1.1"), (None, Some("get / HTTP/1.1".into()), None));
         assert_eq!(
             req("GET /a b HTTP/1.1"),
             (Some("GET".into()), Some("/a b".into()), Some("1.1".into()))
         );
-        assert_eq!(
-            req("GET  HTTP/1.1"),
-            (None, Some("GET  HTTP/1.1".into()), None)
-        );
+        assert_eq!(req("GET  HTTP/1.1"), (None, Some("GET  HTTP/1.1".into()), None));
         let e = ok(b"1.2.3.4 - - [01/Jan/2024:00:00:00 +0000] \"\xFF\" - 0");
         assert_eq!(e.access.unwrap().url.as_deref(), Some("\u{fffd}"));
     }
@@ -438,29 +403,16 @@ mod tests {
         let t = "[10/Oct/2000:13:55:36 -0700]";
         assert!(bad("127.0.0.1 - -").contains("user field"));
         assert!(bad("127.0.0.1 - - [10/Oct/2000:13:55:36] \"GET /\" 200 1").contains("time as"));
-        assert!(
-            bad("127.0.0.1 - - [32/Oct/2000:13:55:36 +0000] \"GET /\" 200 1")
-                .contains("out of range")
-        );
-        assert!(
-            bad("127.0.0.1 - - [10/Foo/2000:13:55:36 +0000] \"GET /\" 200 1").contains("time as")
-        );
+        assert!(bad("127.0.0.1 - - [32/Oct/2000:13:55:36 +0000] \"GET /\" 200 1").contains("out of range"));
+        assert!(bad("127.0.0.1 - - [10/Foo/2000:13:55:36 +0000] \"GET /\" 200 1").contains("time as"));
         assert!(bad(&format!("127.0.0.1 - - {t} GET / 200 1")).contains("quoted request"));
         assert!(bad(&format!("127.0.0.1 - - {t} \"GET / 200 1")).contains("unterminated"));
         assert!(bad(&format!("127.0.0.1 - - {t} \"GET /\" 20 1")).contains("status code"));
         assert!(bad(&format!("127.0.0.1 - - {t} \"GET /\" 200 x")).contains("body size"));
-        assert!(bad(&format!(
-            "127.0.0.1 - - {t} \"GET /\" 200 99999999999999999999"
-        ))
-        .contains("out of range"));
+        assert!(bad(&format!("127.0.0.1 - - {t} \"GET /\" 200 99999999999999999999")).contains("out of range"));
         assert!(bad(&format!("127.0.0.1 - - {t} \"GET /\" 200 1 x")).contains("referer"));
-        assert!(
-            bad(&format!("127.0.0.1 - - {t} \"GET /\" 200 1 \"r\"")).contains("after the referer")
-        );
-        assert!(
-            bad(&format!("127.0.0.1 - - {t} \"GET /\" 200 1 \"r\" \"ua\"x"))
-                .contains("after the user agent")
-        );
+        assert!(bad(&format!("127.0.0.1 - - {t} \"GET /\" 200 1 \"r\"")).contains("after the referer"));
+        assert!(bad(&format!("127.0.0.1 - - {t} \"GET /\" 200 1 \"r\" \"ua\"x")).contains("after the user agent"));
         assert!(bad(&format!("127.0.0.1 - - {t} \"GET /\" 200 1 \"r")).contains("unterminated"));
         assert!(bad("").contains("client"));
     }
@@ -472,8 +424,7 @@ mod tests {
         };
         let mut n = 0;
         for line in lines(&data) {
-            let e = parse(line, &ctx())
-                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(line)));
+            let e = parse(line, &ctx()).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(line)));
             assert_eq!(e.dataset, "access.combined");
             let a = e.access.as_ref().unwrap();
             assert!(a.source_ip.is_some() && a.status_code.is_some());

@@ -22,10 +22,7 @@ pub fn detect(line: &[u8]) -> Option<Format> {
         b'<' => {
             let digits = line[1..].iter().take_while(|b| b.is_ascii_digit()).count();
             let after = &line[1 + digits..];
-            if digits > 0
-                && after.first() == Some(&b'>')
-                && after.get(1).is_some_and(u8::is_ascii_digit)
-            {
+            if digits > 0 && after.first() == Some(&b'>') && after.get(1).is_some_and(u8::is_ascii_digit) {
                 Some(Format::Rfc5424)
             } else {
                 Some(Format::Rfc3164)
@@ -33,9 +30,7 @@ pub fn detect(line: &[u8]) -> Option<Format> {
         }
         b'{' => Some(Format::Json),
         _ if looks_like_access(line) => Some(Format::Access),
-        _ if month_abbr(line).is_ok_and(|(rest, _)| rest.first() == Some(&b' ')) => {
-            Some(Format::Rfc3164)
-        }
+        _ if month_abbr(line).is_ok_and(|(rest, _)| rest.first() == Some(&b' ')) => Some(Format::Rfc3164),
         _ if line.contains(&b'=') => Some(Format::Logfmt),
         _ => None,
     }
@@ -87,10 +82,7 @@ mod tests {
                 &b"<34>1 2003-10-11T22:14:15.003Z h su - ID47 - m"[..],
                 Some(Format::Rfc5424),
             ),
-            (
-                b"<34>Oct 11 22:14:15 mymachine su: m",
-                Some(Format::Rfc3164),
-            ),
+            (b"<34>Oct 11 22:14:15 mymachine su: m", Some(Format::Rfc3164)),
             (b"<34>", Some(Format::Rfc3164)),
             (b"{\"a\":1}", Some(Format::Json)),
             (
@@ -101,10 +93,7 @@ mod tests {
                 b"host.example - bob [17/May/2015:10:05:03 +0000] \"GET / HTTP/1.1\" 200 1",
                 Some(Format::Access),
             ),
-            (
-                b"Jun 14 15:16:01 combo sshd(pam_unix)[19939]: x",
-                Some(Format::Rfc3164),
-            ),
+            (b"Jun 14 15:16:01 combo sshd(pam_unix)[19939]: x", Some(Format::Rfc3164)),
             (b"level=info msg=hi", Some(Format::Logfmt)),
             (b"June is a month a=b", Some(Format::Logfmt)),
             (b"hello world", None),
@@ -136,8 +125,7 @@ mod tests {
         let mut n = 0;
         for line in lines(&data) {
             assert_eq!(detect(line), Some(Format::Rfc3164));
-            let e = parse(line, &ctx())
-                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(line)));
+            let e = parse(line, &ctx()).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(line)));
             assert_eq!(e.dataset, "syslog.rfc3164");
             n += 1;
         }
@@ -150,12 +138,7 @@ mod tests {
             return;
         };
         for line in lines(&data) {
-            assert_eq!(
-                detect(line),
-                Some(Format::Access),
-                "{}",
-                String::from_utf8_lossy(line)
-            );
+            assert_eq!(detect(line), Some(Format::Access), "{}", String::from_utf8_lossy(line));
         }
     }
 }

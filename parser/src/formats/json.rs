@@ -79,9 +79,7 @@ fn epoch_number(n: &serde_json::Number) -> Option<Micros> {
     const MAX_MICROS: f64 = 253_402_300_800_000_000.0; // 10000-01-01
     let f = n.as_f64()?;
     let micros = if f.abs() > 1e11 { f * 1e3 } else { f * 1e6 };
-    (0.0..MAX_MICROS)
-        .contains(&micros)
-        .then_some(micros as Micros)
+    (0.0..MAX_MICROS).contains(&micros).then_some(micros as Micros)
 }
 
 #[cfg(test)]
@@ -112,11 +110,7 @@ mod tests {
         assert_eq!(fmt(e.timestamp), "2023-11-14T22:13:20.000000Z");
         let e = parse(br#"{"time":1700000000123}"#, &ctx()).unwrap();
         assert_eq!(fmt(e.timestamp), "2023-11-14T22:13:20.123000Z");
-        let e = parse(
-            br#"{"timestamp":"yesterday","message":5,"msg":"x"}"#,
-            &ctx(),
-        )
-        .unwrap();
+        let e = parse(br#"{"timestamp":"yesterday","message":5,"msg":"x"}"#, &ctx()).unwrap();
         assert_eq!(e.timestamp, INGEST);
         assert_eq!(e.message.as_deref(), Some("x"));
         let e = parse(br#"{"ts":-5,"time":1e300}"#, &ctx()).unwrap();

@@ -65,21 +65,13 @@ fn pairs(i: &[u8]) -> Result<Map<String, Value>, Fail> {
         if i.is_empty() {
             break;
         }
-        let (j, k) = need(
-            key(i),
-            i,
-            "expected a key (a token cannot start with '=' or '\"')",
-        )?;
+        let (j, k) = need(key(i), i, "expected a key (a token cannot start with '=' or '\"')")?;
         let k = lossy_cow(Cow::Borrowed(k)).into_owned();
         match j.first() {
             Some(b'=') => {
                 any_pair = true;
                 let v = &j[1..];
-                let (rest, value) = if v.first() == Some(&b'"') {
-                    quoted(v)?
-                } else {
-                    bare(v)
-                };
+                let (rest, value) = if v.first() == Some(&b'"') { quoted(v)? } else { bare(v) };
                 if !rest.is_empty() && !is_sep(rest[0]) {
                     return fail(rest, "expected a space after a quoted value");
                 }
@@ -158,7 +150,8 @@ mod tests {
 
     #[test]
     fn pairs_quotes_and_flags() {
-        let line = br#"time=2024-05-01T10:00:00Z level=info msg="user \"bob\" logged in\n" dur=1.5ms  debug empty= path=/a\b"#;
+        let line =
+            br#"time=2024-05-01T10:00:00Z level=info msg="user \"bob\" logged in\n" dur=1.5ms  debug empty= path=/a\b"#;
         let e = parse(line, &ctx()).unwrap();
         assert_eq!(fmt(e.timestamp), "2024-05-01T10:00:00.000000Z");
         assert_eq!(e.message.as_deref(), Some("user \"bob\" logged in\n"));

@@ -98,11 +98,7 @@ pub struct ParseError {
 ///
 /// A trailing `\r` or `\n` left on the line (CRLF files, records that kept
 /// their terminator) is not part of any field, but stays in `event.original`.
-pub fn parse<'a>(
-    format: Format,
-    line: &'a [u8],
-    ctx: &LineContext<'a>,
-) -> Result<Event<'a>, ParseError> {
+pub fn parse<'a>(format: Format, line: &'a [u8], ctx: &LineContext<'a>) -> Result<Event<'a>, ParseError> {
     match format {
         Format::Auto => detect::parse(line, ctx),
         Format::Rfc5424 => rfc5424::parse(line, ctx),
@@ -128,11 +124,7 @@ pub(crate) struct Fail {
 
 /// Maps a nom step's failure to `reason`, located at `at` (the step's input).
 #[inline(always)]
-pub(crate) fn need<'a, O>(
-    r: R<'a, O>,
-    at: &'a [u8],
-    reason: &'static str,
-) -> Result<(&'a [u8], O), Fail> {
+pub(crate) fn need<'a, O>(r: R<'a, O>, at: &'a [u8], reason: &'static str) -> Result<(&'a [u8], O), Fail> {
     r.map_err(|_| Fail {
         rest_len: at.len(),
         reason,
@@ -224,7 +216,11 @@ pub(crate) fn find3(hay: &[u8], a: u8, b: u8, c: u8) -> Option<usize> {
         }
         base += 8;
     }
-    chunks.remainder().iter().position(|&x| x == a || x == b || x == c).map(|p| base + p)
+    chunks
+        .remainder()
+        .iter()
+        .position(|&x| x == a || x == b || x == c)
+        .map(|p| base + p)
 }
 
 /// Lossy decoding of an already-unescaped value.
@@ -266,10 +262,7 @@ pub(crate) mod test_util {
         match std::fs::read(&p) {
             Ok(b) => Some(b),
             Err(e) => {
-                println!(
-                    "note: skipping, corpus file {} not readable: {e}",
-                    p.display()
-                );
+                println!("note: skipping, corpus file {} not readable: {e}", p.display());
                 None
             }
         }
@@ -277,9 +270,7 @@ pub(crate) mod test_util {
 
     /// Lines of a corpus file, without LF / CRLF terminators.
     pub fn lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {
-        data.split(|&b| b == b'\n')
-            .map(trim_eol)
-            .filter(|l| !l.is_empty())
+        data.split(|&b| b == b'\n').map(trim_eol).filter(|l| !l.is_empty())
     }
 }
 
@@ -329,14 +320,26 @@ mod tests {
             println!("note: {} absent, nothing to replay", dir.display());
             return;
         };
-        let ctx = LineContext { ingest: 1_718_452_800_000_000, host: None, path: None, offset: None };
+        let ctx = LineContext {
+            ingest: 1_718_452_800_000_000,
+            host: None,
+            path: None,
+            offset: None,
+        };
         for entry in entries {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "md") {
                 continue;
             }
             let data = std::fs::read(&path).unwrap();
-            for f in [Format::Auto, Format::Rfc5424, Format::Rfc3164, Format::Access, Format::Json, Format::Logfmt] {
+            for f in [
+                Format::Auto,
+                Format::Rfc5424,
+                Format::Rfc3164,
+                Format::Access,
+                Format::Json,
+                Format::Logfmt,
+            ] {
                 if let Ok(e) = parse(f, &data, &ctx) {
                     let json = e.to_json();
                     serde_json::from_slice::<serde_json::Value>(&json)

@@ -221,10 +221,7 @@ mod tests {
         assert_eq!(s.hostname.as_deref(), Some("mymachine"));
         assert_eq!(s.appname.as_deref(), Some("su"));
         assert_eq!(s.procid, None);
-        assert_eq!(
-            e.message.as_deref(),
-            Some("'su root' failed for lonvick on /dev/pts/8")
-        );
+        assert_eq!(e.message.as_deref(), Some("'su root' failed for lonvick on /dev/pts/8"));
         // Ingest is June 2024: October is more than a month ahead, so 2023.
         assert_eq!(fmt(e.timestamp), "2023-10-11T22:14:15.000000Z");
         assert_eq!(e.host_name.as_deref(), Some("mymachine"));
@@ -243,10 +240,7 @@ mod tests {
         assert_eq!(s.hostname.as_deref(), Some("combo"));
         assert_eq!(s.appname.as_deref(), Some("sshd(pam_unix)"));
         assert_eq!(s.procid.as_deref(), Some("19939"));
-        assert_eq!(
-            e.message.as_deref(),
-            Some("authentication failure; logname= uid=0")
-        );
+        assert_eq!(e.message.as_deref(), Some("authentication failure; logname= uid=0"));
         assert_eq!(fmt(e.timestamp), "2024-06-14T15:16:01.000000Z");
         assert_eq!(json_of(&e)["process"]["pid"], 19939);
     }
@@ -254,10 +248,7 @@ mod tests {
     #[test]
     fn day_padding_forms() {
         for (line, want) in [
-            (
-                &b"Oct  1 00:00:00 h t: m"[..],
-                "2023-10-01T00:00:00.000000Z",
-            ),
+            (&b"Oct  1 00:00:00 h t: m"[..], "2023-10-01T00:00:00.000000Z"),
             (b"Oct 1 00:00:00 h t: m", "2023-10-01T00:00:00.000000Z"),
             (b"Oct 01 00:00:00 h t: m", "2023-10-01T00:00:00.000000Z"),
             (b"Jun 15 23:59:59 h t: m", "2024-06-15T23:59:59.000000Z"),
@@ -269,29 +260,14 @@ mod tests {
     #[test]
     fn year_inference() {
         let jan_2 = micros_from_parts(2025, 1, 2, 0, 0, 0, 0, 0);
-        assert_eq!(
-            at(jan_2, b"Dec 31 23:59:59 h t: m"),
-            "2024-12-31T23:59:59.000000Z"
-        );
-        assert_eq!(
-            at(jan_2, b"Jan  1 10:00:00 h t: m"),
-            "2025-01-01T10:00:00.000000Z"
-        );
+        assert_eq!(at(jan_2, b"Dec 31 23:59:59 h t: m"), "2024-12-31T23:59:59.000000Z");
+        assert_eq!(at(jan_2, b"Jan  1 10:00:00 h t: m"), "2025-01-01T10:00:00.000000Z");
         // Up to a month in the future (clock skew) keeps the ingest year.
-        assert_eq!(
-            at(jan_2, b"Jan 30 10:00:00 h t: m"),
-            "2025-01-30T10:00:00.000000Z"
-        );
-        assert_eq!(
-            at(jan_2, b"Feb 10 10:00:00 h t: m"),
-            "2024-02-10T10:00:00.000000Z"
-        );
+        assert_eq!(at(jan_2, b"Jan 30 10:00:00 h t: m"), "2025-01-30T10:00:00.000000Z");
+        assert_eq!(at(jan_2, b"Feb 10 10:00:00 h t: m"), "2024-02-10T10:00:00.000000Z");
         // Feb 29 only exists in leap years.
         let mar_2024 = micros_from_parts(2024, 3, 1, 0, 0, 0, 0, 0);
-        assert_eq!(
-            at(mar_2024, b"Feb 29 10:00:00 h t: m"),
-            "2024-02-29T10:00:00.000000Z"
-        );
+        assert_eq!(at(mar_2024, b"Feb 29 10:00:00 h t: m"), "2024-02-29T10:00:00.000000Z");
         let c = LineContext {
             ingest: micros_from_parts(2025, 3, 1, 0, 0, 0, 0, 0),
             ..ctx()
@@ -315,10 +291,7 @@ mod tests {
     fn tag_forms() {
         let e = ok(b"<13>Oct 11 22:14:15 host this is just text");
         let s = e.syslog.as_ref().unwrap();
-        assert_eq!(
-            (s.hostname.as_deref(), s.appname.as_deref()),
-            (Some("host"), None)
-        );
+        assert_eq!((s.hostname.as_deref(), s.appname.as_deref()), (Some("host"), None));
         assert_eq!(e.message.as_deref(), Some("this is just text"));
 
         let e = ok(b"Jun 19 04:09:11 combo syslogd 1.4.1: restart.");
@@ -326,14 +299,8 @@ mod tests {
         assert_eq!(e.message.as_deref(), Some("syslogd 1.4.1: restart."));
 
         let e = ok(b"Jul  7 08:06:15 combo  -- root[2421]: ROOT LOGIN ON tty2");
-        assert_eq!(
-            e.syslog.as_ref().unwrap().hostname.as_deref(),
-            Some("combo")
-        );
-        assert_eq!(
-            e.message.as_deref(),
-            Some("-- root[2421]: ROOT LOGIN ON tty2")
-        );
+        assert_eq!(e.syslog.as_ref().unwrap().hostname.as_deref(), Some("combo"));
+        assert_eq!(e.message.as_deref(), Some("-- root[2421]: ROOT LOGIN ON tty2"));
 
         let e = ok(b"Mar  3 01:02:03 mail postfix/smtpd[42]:message without space");
         let s = e.syslog.as_ref().unwrap();
@@ -347,11 +314,7 @@ mod tests {
         let e = ok(b"<13>Oct 11 22:14:15 su[77]: hello");
         let s = e.syslog.as_ref().unwrap();
         assert_eq!(
-            (
-                s.hostname.as_deref(),
-                s.appname.as_deref(),
-                s.procid.as_deref()
-            ),
+            (s.hostname.as_deref(), s.appname.as_deref(), s.procid.as_deref()),
             (None, Some("su"), Some("77"))
         );
         let e = ok(b"<13>Oct 11 22:14:15 cron: hello");
@@ -373,10 +336,7 @@ mod tests {
     fn odd_but_accepted() {
         let e = ok(b"<13>Oct 11 22:14:15");
         assert_eq!(
-            (
-                e.message.clone(),
-                e.syslog.as_ref().unwrap().hostname.clone()
-            ),
+            (e.message.clone(), e.syslog.as_ref().unwrap().hostname.clone()),
             (None, None)
         );
         let e = ok(b"Oct 11 22:14:15 host");
@@ -408,8 +368,7 @@ mod tests {
         };
         let mut n = 0;
         for line in lines(&data) {
-            let e = parse(line, &ctx())
-                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(line)));
+            let e = parse(line, &ctx()).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(line)));
             assert!(e.syslog.as_ref().unwrap().hostname.is_some());
             n += 1;
         }

@@ -100,31 +100,26 @@ fn version(i: &[u8]) -> Result<(&[u8], u8), Fail> {
     if v > 255 {
         return fail(i, "VERSION out of range 1..=255");
     }
-    let (j, _) = need(
-        byte(b' ')(j),
-        j,
-        "expected SP after VERSION (at most 3 digits)",
-    )?;
+    let (j, _) = need(byte(b' ')(j), j, "expected SP after VERSION (at most 3 digits)")?;
     Ok((j, v as u8))
 }
 
 /// `TIMESTAMP = NILVALUE / FULL-DATE "T" FULL-TIME`, then SP.
 fn timestamp(i: &[u8]) -> Result<(&[u8], Option<Micros>), Fail> {
-    let (j, ts) =
-        if let Some(rest) = i.strip_prefix(b"-") {
-            (rest, None)
-        } else {
-            match rfc3339(i, Rfc3339::Syslog) {
-                Ok((j, ts)) => (j, Some(ts)),
-                Err(TsError::Syntax) => return fail(
+    let (j, ts) = if let Some(rest) = i.strip_prefix(b"-") {
+        (rest, None)
+    } else {
+        match rfc3339(i, Rfc3339::Syslog) {
+            Ok((j, ts)) => (j, Some(ts)),
+            Err(TsError::Syntax) => {
+                return fail(
                     i,
                     "TIMESTAMP must be '-' or YYYY-MM-DDThh:mm:ss[.1-6 digits](Z|+hh:mm|-hh:mm)",
-                ),
-                Err(TsError::Range) => {
-                    return fail(i, "TIMESTAMP has a date or time field out of range")
-                }
+                )
             }
-        };
+            Err(TsError::Range) => return fail(i, "TIMESTAMP has a date or time field out of range"),
+        }
+    };
     let (j, _) = need(byte(b' ')(j), j, "expected SP after TIMESTAMP")?;
     Ok((j, ts))
 }
@@ -164,10 +159,7 @@ const MSGID: FieldSpec = FieldSpec {
 
 /// `NILVALUE / 1*max PRINTUSASCII`, then SP; `-` alone is `None`.
 #[inline]
-fn header_field<'a>(
-    i: &'a [u8],
-    spec: &FieldSpec,
-) -> Result<(&'a [u8], Option<Cow<'a, str>>), Fail> {
+fn header_field<'a>(i: &'a [u8], spec: &FieldSpec) -> Result<(&'a [u8], Option<Cow<'a, str>>), Fail> {
     let (j, v) = need(take_while_m_n(1, spec.max, printable)(i), i, spec.bad)?;
     match j.first() {
         Some(b' ') => {}
@@ -192,11 +184,7 @@ fn sd_name_char(b: u8) -> bool {
     printable(b) && b != b'=' && b != b']' && b != b'"'
 }
 
-fn sd_name<'a>(
-    i: &'a [u8],
-    what: &'static str,
-    too_long: &'static str,
-) -> Result<(&'a [u8], &'a str), Fail> {
+fn sd_name<'a>(i: &'a [u8], what: &'static str, too_long: &'static str) -> Result<(&'a [u8], &'a str), Fail> {
     let (j, n) = need(take_while_m_n(1, 32, sd_name_char)(i), i, what)?;
     if j.first().is_some_and(|&b| sd_name_char(b)) {
         return fail(i, too_long);
@@ -307,19 +295,11 @@ fn param_value(i: &[u8]) -> Result<(&[u8], Cow<'_, str>), Fail> {
                 }
                 _ => k += 1,
             },
-            b']' => {
-                return fail(
-                    &i[k..],
-                    "unescaped ']' in PARAM-VALUE (must be written '\\]')",
-                )
-            }
+            b']' => return fail(&i[k..], "unescaped ']' in PARAM-VALUE (must be written '\\]')"),
             _ => k += 1,
         }
     }
-    fail(
-        &i[i.len()..],
-        "unterminated PARAM-VALUE (missing closing '\"')",
-    )
+    fail(&i[i.len()..], "unterminated PARAM-VALUE (missing closing '\"')")
 }
 
 #[cfg(test)]
@@ -355,10 +335,7 @@ mod tests {
         assert_eq!(s.procid, None);
         assert_eq!(s.msgid.as_deref(), Some("ID47"));
         assert!(s.structured_data.is_empty());
-        assert_eq!(
-            e.message.as_deref(),
-            Some("'su root' failed for lonvick on /dev/pts/8")
-        );
+        assert_eq!(e.message.as_deref(), Some("'su root' failed for lonvick on /dev/pts/8"));
         assert!(matches!(e.message, Some(Cow::Borrowed(_))));
         assert_eq!(e.host_name.as_deref(), Some("mymachine.example.com"));
         assert_eq!(e.dataset, "syslog.rfc5424");
@@ -374,17 +351,15 @@ mod tests {
 
     #[test]
     fn rfc_example_2_offset_and_microseconds() {
-        let e = ok(b"<165>1 2003-08-24T05:14:15.000003-07:00 192.0.2.1 myproc 8710 - - %% It's time to make the do-nuts.");
+        let e =
+            ok(b"<165>1 2003-08-24T05:14:15.000003-07:00 192.0.2.1 myproc 8710 - - %% It's time to make the do-nuts.");
         let s = e.syslog.as_ref().unwrap();
         assert_eq!(fmt(e.timestamp), "2003-08-24T12:14:15.000003Z");
         assert_eq!(s.hostname.as_deref(), Some("192.0.2.1"));
         assert_eq!(s.appname.as_deref(), Some("myproc"));
         assert_eq!(s.procid.as_deref(), Some("8710"));
         assert_eq!(s.msgid, None);
-        assert_eq!(
-            e.message.as_deref(),
-            Some("%% It's time to make the do-nuts.")
-        );
+        assert_eq!(e.message.as_deref(), Some("%% It's time to make the do-nuts."));
         assert_eq!(json_of(&e)["process"]["pid"], 8710);
     }
 
@@ -403,10 +378,7 @@ mod tests {
                 ("eventID".into(), "1011".into())
             ]
         );
-        assert_eq!(
-            e.message.as_deref(),
-            Some("An application event log entry...")
-        );
+        assert_eq!(e.message.as_deref(), Some("An application event log entry..."));
         let v = json_of(&e);
         assert_eq!(
             v["log"]["syslog"]["structured_data"]["exampleSDID@32473"]["eventSource"],
@@ -420,10 +392,7 @@ mod tests {
         let s = e.syslog.as_ref().unwrap();
         assert_eq!(s.structured_data.len(), 2);
         assert_eq!(s.structured_data[1].id, "examplePriority@32473");
-        assert_eq!(
-            s.structured_data[1].params,
-            vec![("class".into(), "high".into())]
-        );
+        assert_eq!(s.structured_data[1].params, vec![("class".into(), "high".into())]);
         assert_eq!(e.message, None);
     }
 
@@ -434,12 +403,7 @@ mod tests {
         assert_eq!(e.timestamp, INGEST);
         assert_eq!(s.priority, Some(0));
         assert_eq!(
-            (
-                s.hostname.clone(),
-                s.appname.clone(),
-                s.procid.clone(),
-                s.msgid.clone()
-            ),
+            (s.hostname.clone(), s.appname.clone(), s.procid.clone(), s.msgid.clone()),
             (None, None, None, None)
         );
         assert_eq!(e.message, None);
@@ -532,15 +496,7 @@ mod tests {
         let long_app = format!("<34>1 - h {} - - -", "a".repeat(49));
         assert!(err(long_app.as_bytes()).contains("APP-NAME longer than 48"));
         let max_app = format!("<34>1 - h {} - - -", "a".repeat(48));
-        assert_eq!(
-            ok(max_app.as_bytes())
-                .syslog
-                .unwrap()
-                .appname
-                .unwrap()
-                .len(),
-            48
-        );
+        assert_eq!(ok(max_app.as_bytes()).syslog.unwrap().appname.unwrap().len(), 48);
         let long_msgid = format!("<34>1 - h a - {} -", "m".repeat(33));
         assert!(err(long_msgid.as_bytes()).contains("MSGID longer than 32"));
         let long_host = format!("<34>1 - {} a - - -", "h".repeat(256));
@@ -571,9 +527,7 @@ mod tests {
         assert!(err(br#"<34>1 - h a - - [x@1 a="1"]x"#).contains("expected SP or end"));
         // SD followed by SP: the rest is MSG, even if it looks like SD.
         assert_eq!(
-            ok(br#"<34>1 - h a - - [x@1 a="1"] [y@1]"#)
-                .message
-                .as_deref(),
+            ok(br#"<34>1 - h a - - [x@1 a="1"] [y@1]"#).message.as_deref(),
             Some("[y@1]")
         );
         assert!(err(br#"<34>1 - h a - - [x@1][x@1]"#).contains("SD-ID appears twice"));

@@ -14,9 +14,7 @@ fn err<'a, O>() -> R<'a, O> {
 #[inline(always)]
 pub(crate) fn dig2(i: &[u8]) -> R<'_, u32> {
     match i {
-        [a @ b'0'..=b'9', b @ b'0'..=b'9', rest @ ..] => {
-            Ok((rest, (a - b'0') as u32 * 10 + (b - b'0') as u32))
-        }
+        [a @ b'0'..=b'9', b @ b'0'..=b'9', rest @ ..] => Ok((rest, (a - b'0') as u32 * 10 + (b - b'0') as u32)),
         _ => err(),
     }
 }
@@ -80,14 +78,7 @@ pub(crate) fn days_in_month(year: i64, month: u32) -> u32 {
 /// Calendar and clock ranges: month 1-12, day valid for the month, hour 0-23,
 /// minute 0-59, second 0-59 (no leap second: RFC 5424 forbids it, and the
 /// other formats never write one).
-pub(crate) fn valid_civil(
-    year: i64,
-    month: u32,
-    day: u32,
-    hour: u32,
-    minute: u32,
-    second: u32,
-) -> bool {
+pub(crate) fn valid_civil(year: i64, month: u32, day: u32, hour: u32, minute: u32, second: u32) -> bool {
     (1..=12).contains(&month)
         && day >= 1
         && day <= days_in_month(year, month)
@@ -163,16 +154,7 @@ pub(crate) fn rfc3339(i: &[u8], mode: Rfc3339) -> Result<(&[u8], Micros), TsErro
     }
     Ok((
         i,
-        micros_from_parts(
-            year as i64,
-            month,
-            day,
-            hour,
-            minute,
-            second,
-            micros,
-            offset,
-        ),
+        micros_from_parts(year as i64, month, day, hour, minute, second, micros, offset),
     ))
 }
 
@@ -199,18 +181,12 @@ mod tests {
     #[test]
     fn rfc3339_forms() {
         let s = Rfc3339::Syslog;
-        assert_eq!(
-            p("1985-04-12T23:20:50.52Z", s).unwrap(),
-            "1985-04-12T23:20:50.520000Z"
-        );
+        assert_eq!(p("1985-04-12T23:20:50.52Z", s).unwrap(), "1985-04-12T23:20:50.520000Z");
         assert_eq!(
             p("1985-04-12T19:20:50.52-04:00", s).unwrap(),
             "1985-04-12T23:20:50.520000Z"
         );
-        assert_eq!(
-            p("2003-10-11T22:14:15.003Z", s).unwrap(),
-            "2003-10-11T22:14:15.003000Z"
-        );
+        assert_eq!(p("2003-10-11T22:14:15.003Z", s).unwrap(), "2003-10-11T22:14:15.003000Z");
         assert_eq!(
             p("2003-08-24T05:14:15.000003-07:00", s).unwrap(),
             "2003-08-24T12:14:15.000003Z"
