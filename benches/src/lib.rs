@@ -1,0 +1,2 @@
+//! Benchmarks live in `benches/benches/` (criterion) and bench programs in this
+//! crate's binaries; see the README for the commands.

@@ -1,6 +1,6 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use logpipe_parser::Format;
+use logpipe_fuzz::Format;
 
 fuzz_target!(|data: &[u8]| logpipe_fuzz::check(Format::Json, data));

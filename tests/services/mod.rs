@@ -81,7 +81,7 @@ impl Drop for Services {
 fn noida_bin() -> PathBuf {
     std::env::var_os("LOGPIPE_NOIDA_DB")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/noida-db"))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/noida-db-server"))
 }
 
 pub fn free_port() -> u16 {
