@@ -70,13 +70,17 @@ impl Checkpoints {
 
     /// Records an acknowledged position. Positions never move backwards.
     pub fn set(&mut self, fingerprint: u64, offset: u64, path: &str, now_ms: i64) {
-        let e = self.entries.entry(fingerprint).or_insert_with(|| Entry {
-            fingerprint: logpipe_schemas::raw::fingerprint_hex(fingerprint),
-            offset,
-            path: path.to_string(),
-            seen_ms: now_ms,
+        let mut inserted = false;
+        let e = self.entries.entry(fingerprint).or_insert_with(|| {
+            inserted = true;
+            Entry {
+                fingerprint: logpipe_schemas::raw::fingerprint_hex(fingerprint),
+                offset,
+                path: path.to_string(),
+                seen_ms: now_ms,
+            }
         });
-        if offset > e.offset || e.path != path {
+        if inserted || offset > e.offset || e.path != path {
             e.offset = e.offset.max(offset);
             e.path = path.to_string();
             self.dirty = true;

@@ -226,7 +226,7 @@ mod tests {
         );
         f.write_all(b"ee\n").unwrap();
         let got = collect(&mut t, Duration::from_secs(60));
-        assert_eq!(got, vec![(9, 14, b"three".to_vec(), None)]);
+        assert_eq!(got, vec![(9, 15, b"three".to_vec(), None)]);
     }
 
     #[test]
