@@ -76,3 +76,33 @@ pub async fn ensure_topics(k: &KafkaConfig, topics: &[&str]) -> anyhow::Result<(
     }
     Ok(())
 }
+
+/// Stores, for the background commit, every partition position the
+/// acknowledgements moved since the last call.
+pub fn store_acked<C: rdkafka::consumer::Consumer<Ctx>, Ctx: rdkafka::consumer::ConsumerContext>(
+    consumer: &C,
+    acks: &mut crate::ack::PartitionAcks,
+) {
+    let advanced = acks.take_advanced();
+    if advanced.is_empty() {
+        return;
+    }
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for (topic, partition, pos) in &advanced {
+        let _ = tpl.add_partition_offset(topic, *partition, rdkafka::Offset::Offset(*pos as i64));
+    }
+    if let Err(e) = consumer.store_offsets(&tpl) {
+        // After a rebalance the partition may no longer be ours; its new owner
+        // resumes from the last commit, which is safe.
+        tracing::debug!(error = %e, "storing offsets");
+    }
+}
+
+/// The last, synchronous commit of a drain. "Nothing stored" is not an error.
+pub fn final_commit<C: rdkafka::consumer::Consumer<Ctx>, Ctx: rdkafka::consumer::ConsumerContext>(consumer: &C) {
+    use rdkafka::error::KafkaError;
+    match consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
+        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+        Err(e) => tracing::warn!(error = %e, "final commit failed"),
+    }
+}

@@ -17,10 +17,10 @@ use logpipe_core::ops::Readiness;
 use logpipe_core::shutdown::CancellationToken;
 use logpipe_schemas::{dead_letter, event, time};
 use rand::Rng;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::Message;
 
 use crate::batch::{Batch, Doc};
 use crate::bulk::{self, Outcome};
@@ -79,7 +79,7 @@ pub async fn run(
             .is_some_and(|d| d <= tokio::time::Instant::now().into_std());
         if batch.is_full() || due {
             writer.write(batch.take(), &mut acks).await;
-            store(&consumer, &mut acks);
+            kafka::store_acked(&consumer, &mut acks);
         }
     }
 
@@ -97,11 +97,8 @@ pub async fn run(
         canceller.cancel();
     });
     drain_writer.write(batch.take(), &mut acks).await;
-    store(&consumer, &mut acks);
-    match consumer.commit_consumer_state(CommitMode::Sync) {
-        Ok(()) | Err(rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
-        Err(e) => tracing::warn!(error = %e, "final commit failed"),
-    }
+    kafka::store_acked(&consumer, &mut acks);
+    kafka::final_commit(&consumer);
     tracing::info!("indexer stopped");
     Ok(())
 }
@@ -287,20 +284,6 @@ fn backoff(attempt: u32) -> Duration {
     let base = 100u64.saturating_mul(1 << attempt.min(9)).min(30_000);
     let jitter = rand::rng().random_range(0..=base / 2);
     Duration::from_millis(base / 2 + jitter)
-}
-
-fn store(consumer: &StreamConsumer, acks: &mut PartitionAcks) {
-    let advanced = acks.take_advanced();
-    if advanced.is_empty() {
-        return;
-    }
-    let mut tpl = TopicPartitionList::new();
-    for (topic, partition, pos) in &advanced {
-        let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*pos as i64));
-    }
-    if let Err(e) = consumer.store_offsets(&tpl) {
-        tracing::debug!(error = %e, "storing offsets (partition revoked?)");
-    }
 }
 
 #[cfg(test)]

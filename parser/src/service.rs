@@ -16,10 +16,10 @@ use logpipe_core::delivery::{self, AckProducer, SendError};
 use logpipe_core::kafka;
 use logpipe_core::shutdown::CancellationToken;
 use logpipe_schemas::{dead_letter, event, id, raw::SourceMeta};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::producer::Producer as _;
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::{Message, Offset};
 
 use crate::formats::{self, Format, LineContext};
 
@@ -70,7 +70,7 @@ pub fn run(cfg: &ParserConfig, k: &KafkaConfig, shutdown: CancellationToken) -> 
             }
         }
         if last_store.elapsed() >= Duration::from_millis(200) {
-            store(&consumer, &mut acks);
+            kafka::store_acked(&consumer, &mut acks);
             metrics::counter!("logpipe_events_total", "stage" => "parse", "outcome" => "parsed").increment(parsed);
             metrics::counter!("logpipe_events_total", "stage" => "parse", "outcome" => "dead_letter").increment(failed);
             (parsed, failed) = (0, 0);
@@ -83,11 +83,8 @@ pub fn run(cfg: &ParserConfig, k: &KafkaConfig, shutdown: CancellationToken) -> 
         tracing::warn!(error = %e, "not everything was acknowledged before the drain deadline; it will be consumed again");
     }
     apply_acks(&acks_rx, &mut acks);
-    store(&consumer, &mut acks);
-    match consumer.commit_consumer_state(CommitMode::Sync) {
-        Ok(()) | Err(rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
-        Err(e) => tracing::warn!(error = %e, "final commit failed"),
-    }
+    kafka::store_acked(&consumer, &mut acks);
+    kafka::final_commit(&consumer);
     tracing::info!("parser stopped");
     Ok(())
 }
@@ -210,21 +207,5 @@ fn apply_acks(rx: &crossbeam_channel::Receiver<delivery::Ack>, acks: &mut Partit
             // the partition's offset, so it is retried after a restart.
             tracing::error!("a parsed record was not accepted by Kafka; its offset is held");
         }
-    }
-}
-
-fn store(consumer: &BaseConsumer, acks: &mut PartitionAcks) {
-    let advanced = acks.take_advanced();
-    if advanced.is_empty() {
-        return;
-    }
-    let mut tpl = TopicPartitionList::new();
-    for (topic, partition, pos) in &advanced {
-        let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*pos as i64));
-    }
-    if let Err(e) = consumer.store_offsets(&tpl) {
-        // After a rebalance the partition may no longer be ours; its new owner
-        // resumes from the last commit, which is safe.
-        tracing::debug!(error = %e, "storing offsets");
     }
 }
