@@ -1,2 +1,7 @@
 //! Benchmarks live in `benches/benches/` (criterion) and bench programs in this
 //! crate's binaries; see the README for the commands.
+
+pub mod gen;
+pub mod proc_stats;
+pub mod scrape;
+pub mod sink;
