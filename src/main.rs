@@ -161,6 +161,7 @@ fn daemon(path: &Path, role: Role) -> anyhow::Result<()> {
         let token = shutdown::on_signal();
         let kafka = config.kafka(path)?.clone();
         let ready = ops::Readiness::new("starting");
+        logpipe_core::health::watch_kafka(&kafka, ready.clone(), token.clone())?;
         match role {
             Role::Ship => {
                 let cfg = config.shipper(path)?.clone();

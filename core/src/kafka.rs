@@ -46,6 +46,15 @@ pub fn consumer_config(k: &KafkaConfig, group_id: &str) -> ClientConfig {
     c
 }
 
+/// Settings of a plain client (admin, health checks): the brokers and the
+/// user's librdkafka options (TLS, SASL), nothing else.
+pub fn client_config(k: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &k.brokers);
+    apply_options(&mut c, k);
+    c
+}
+
 fn apply_options(c: &mut ClientConfig, k: &KafkaConfig) {
     for (key, value) in &k.options {
         c.set(key, value);
@@ -55,9 +64,7 @@ fn apply_options(c: &mut ClientConfig, k: &KafkaConfig) {
 /// Creates the topics that do not exist yet, with `k.partitions` partitions.
 /// Topics that exist are left exactly as they are.
 pub async fn ensure_topics(k: &KafkaConfig, topics: &[&str]) -> anyhow::Result<()> {
-    let mut cfg = ClientConfig::new();
-    cfg.set("bootstrap.servers", &k.brokers);
-    apply_options(&mut cfg, k);
+    let cfg = client_config(k);
     let admin: AdminClient<DefaultClientContext> = cfg.create().context("creating the Kafka admin client")?;
     let new: Vec<NewTopic> = topics
         .iter()

@@ -2,12 +2,14 @@
 //!
 //! * [`ack`]: the ordered acknowledgement tracker, the one idea that makes the
 //!   pipeline lossless (see `DESIGN.md`);
-//! * [`ops`]: the `/metrics`, `/health` and `/ready` endpoint of each daemon;
+//! * [`ops`]: the `/metrics`, `/health` and `/ready` endpoint of each daemon,
+//!   and [`health`]: the Kafka reachability behind every stage's `/ready`;
 //! * [`shutdown`]: SIGTERM/SIGINT as a cancellation token, for graceful drains;
 //! * [`kafka`]: librdkafka client settings built from the typed config.
 
 pub mod ack;
 pub mod delivery;
+pub mod health;
 pub mod kafka;
 pub mod ops;
 pub mod shutdown;

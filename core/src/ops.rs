@@ -5,6 +5,7 @@
 //! * `/ready`: 200 only while the hard dependencies answer (the stage sets
 //!   that through [`Readiness`]), 503 with the reason otherwise.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -15,23 +16,41 @@ use hyper::{Request, Response, StatusCode};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// Whether the stage's hard dependencies are reachable, and if not, why.
+///
+/// Each dependency reports for itself (`"kafka"` from [`crate::health`], the
+/// stage's own loop for the rest), so one coming back does not hide another
+/// still down. Ready when none reports a problem.
 #[derive(Clone, Default)]
-pub struct Readiness(Arc<Mutex<Option<String>>>);
+pub struct Readiness(Arc<Mutex<BTreeMap<&'static str, String>>>);
+
+/// The dependency [`Readiness::set_ready`] and [`Readiness::set_not_ready`] speak for.
+const STAGE: &str = "stage";
 
 impl Readiness {
     /// Starts not ready, with the reason given.
     pub fn new(reason: &str) -> Self {
-        Readiness(Arc::new(Mutex::new(Some(reason.to_string()))))
+        let r = Readiness::default();
+        r.set_not_ready(reason);
+        r
     }
     pub fn set_ready(&self) {
-        *self.0.lock().expect("poisoned") = None;
+        self.set(STAGE, Ok(()));
     }
     pub fn set_not_ready(&self, reason: impl Into<String>) {
-        *self.0.lock().expect("poisoned") = Some(reason.into());
+        self.set(STAGE, Err(reason.into()));
     }
-    /// `None` when ready, else the reason.
+    /// Records whether `dependency` is reachable.
+    pub fn set(&self, dependency: &'static str, state: Result<(), String>) {
+        let mut m = self.0.lock().expect("poisoned");
+        match state {
+            Ok(()) => m.remove(dependency),
+            Err(why) => m.insert(dependency, why),
+        };
+    }
+    /// `None` when ready, else every reason.
     pub fn reason(&self) -> Option<String> {
-        self.0.lock().expect("poisoned").clone()
+        let m = self.0.lock().expect("poisoned");
+        (!m.is_empty()).then(|| m.values().cloned().collect::<Vec<_>>().join("; "))
     }
 }
 
@@ -91,4 +110,23 @@ fn respond(path: &str, handle: &PrometheusHandle, ready: &Readiness) -> Response
         .status(status)
         .body(Full::new(Bytes::from(body)))
         .expect("static response parts")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_only_when_every_dependency_is() {
+        let r = Readiness::new("starting");
+        assert_eq!(r.reason().as_deref(), Some("starting"));
+        r.set("kafka", Err("brokers down".into()));
+        r.set_ready();
+        assert_eq!(r.reason().as_deref(), Some("brokers down"));
+        r.set_not_ready("Elasticsearch: HTTP 503");
+        r.set("kafka", Ok(()));
+        assert_eq!(r.reason().as_deref(), Some("Elasticsearch: HTTP 503"));
+        r.set_ready();
+        assert_eq!(r.reason(), None);
+    }
 }

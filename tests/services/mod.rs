@@ -51,6 +51,12 @@ impl Services {
         s
     }
 
+    /// The stand-in's process, to pause (SIGSTOP) or kill for a fault;
+    /// `None` against a real cluster.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         let http = reqwest::blocking::Client::new();
@@ -152,6 +158,16 @@ impl Daemon {
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// The ops endpoint's address, from the daemon's start-up log line
+    /// (tests bind it to port 0).
+    pub fn ops_addr(&self) -> Option<String> {
+        let log = self.log();
+        let line = log.lines().find(|l| l.contains("ops endpoint"))?;
+        let at = line.find("127.0.0.1:")?;
+        let port: String = line[at + 10..].chars().take_while(char::is_ascii_digit).collect();
+        Some(format!("127.0.0.1:{port}"))
     }
 
     pub fn log(&self) -> String {
