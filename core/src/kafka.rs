@@ -41,7 +41,12 @@ pub fn consumer_config(k: &KafkaConfig, group_id: &str) -> ClientConfig {
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "10000")
-        .set("max.poll.interval.ms", "300000");
+        .set("max.poll.interval.ms", "300000")
+        // Real brokers keep a fetch response under fetch.max.bytes (50 MB by
+        // default); the noida-db stand-in does not, and answers a consumer
+        // that fell behind with hundreds of MB at once, which librdkafka
+        // rejects ("Invalid response size") and retries forever. Accept them.
+        .set("receive.message.max.bytes", "1000000000");
     apply_options(&mut c, k);
     c
 }
