@@ -78,7 +78,7 @@ impl Compression {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ElasticsearchConfig {
     pub url: String,
@@ -88,8 +88,27 @@ pub struct ElasticsearchConfig {
     pub password_file: Option<PathBuf>,
     /// Base64 `id:key` API key, sent as `Authorization: ApiKey …`.
     pub api_key: Option<String>,
+    /// Read the API key from this file instead (trailing newline ignored).
+    pub api_key_file: Option<PathBuf>,
     /// PEM file of a CA to trust in addition to the system's.
     pub ca_file: Option<PathBuf>,
+}
+
+/// Secrets are shown as set or not, never their value, so a config dumped
+/// into a log or an error message leaks nothing.
+impl std::fmt::Debug for ElasticsearchConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redact = |s: &Option<String>| s.as_ref().map(|_| "<redacted>");
+        f.debug_struct("ElasticsearchConfig")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .field("password", &redact(&self.password))
+            .field("password_file", &self.password_file)
+            .field("api_key", &redact(&self.api_key))
+            .field("api_key_file", &self.api_key_file)
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -179,6 +198,20 @@ pub struct IndexerConfig {
     /// Install the index template from `schemas/` at start.
     #[serde(default = "default_true")]
     pub install_template: bool,
+    /// `_bulk` requests in flight at once; consumption pauses when all are busy.
+    #[serde(default = "default_indexer_in_flight")]
+    pub max_in_flight_requests: usize,
+    /// gzip level of request bodies, 1 (fastest) to 9; 0 sends them plain.
+    #[serde(default = "default_indexer_compression")]
+    pub compression_level: u32,
+    /// Write every document to this data stream instead of daily indices
+    /// (`index_pattern` is then unused).
+    #[serde(default)]
+    pub data_stream: Option<String>,
+    /// Install the index lifecycle policy from `schemas/` at start (where the
+    /// server supports ILM) and name it in the index template.
+    #[serde(default = "default_true")]
+    pub install_ilm_policy: bool,
     #[serde(default = "default_drain_secs")]
     pub drain_timeout_secs: u64,
     #[serde(default)]
@@ -251,6 +284,12 @@ fn default_batch_bytes() -> usize {
 }
 fn default_batch_age_ms() -> u64 {
     1000
+}
+fn default_indexer_in_flight() -> usize {
+    4
+}
+fn default_indexer_compression() -> u32 {
+    1
 }
 fn default_true() -> bool {
     true

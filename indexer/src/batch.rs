@@ -1,22 +1,27 @@
 //! A batch of documents waiting for one `_bulk` request, closed by count,
 //! bytes or age, whichever comes first.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use logpipe_core::ack::Seq;
+use rdkafka::message::OwnedHeaders;
 
 /// One document and where its acknowledgement goes.
 #[derive(Debug, Clone)]
 pub struct Doc {
     pub slot: usize,
     pub seq: Seq,
-    pub index: String,
+    /// Shared between the documents of one day: no allocation per document.
+    pub index: Arc<str>,
     pub id: String,
     pub source: bytes::Bytes,
     /// The consumed record's headers, for a dead letter.
-    pub headers: Vec<(String, Vec<u8>)>,
-    /// `topic/partition/offset` of the consumed record.
-    pub origin: String,
+    pub headers: Option<OwnedHeaders>,
+    /// Where the record was consumed from, for a dead letter's origin.
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub offset: i64,
 }
 
 #[derive(Debug)]
@@ -79,8 +84,10 @@ mod tests {
             index: "i".into(),
             id: "x".into(),
             source: bytes::Bytes::from(vec![b'a'; n]),
-            headers: vec![],
-            origin: String::new(),
+            headers: None,
+            topic: "t".into(),
+            partition: 0,
+            offset: 0,
         }
     }
 

@@ -6,24 +6,68 @@
 //! delivered again (after a crash, a rebalance, a retry). `create` answers
 //! 409 for it and leaves the stored document alone, which we count as
 //! success; `index` would rewrite it, bump its version and cost a full
-//! re-index for nothing.
+//! re-index for nothing. `create` is also the only op type a data stream
+//! accepts, so one code path serves both index modes.
+
+use std::io::Write;
 
 use bytes::Bytes;
-use serde_json::Value;
+use serde::Deserialize;
 
 use crate::batch::Doc;
 
-/// Body lines of a `_bulk` request: action and source per document. The
-/// client writes each followed by `\n`, so the body ends with the newline
-/// Elasticsearch requires.
-pub fn body(docs: &[Doc]) -> Vec<Bytes> {
-    let mut lines = Vec::with_capacity(docs.len() * 2);
-    for d in docs {
-        let action = serde_json::json!({ "create": { "_index": d.index, "_id": d.id } });
-        lines.push(Bytes::from(serde_json::to_vec(&action).expect("JSON")));
-        lines.push(d.source.clone());
+/// Why a document cannot be sent at all (it would break the request framing
+/// or can never be accepted): it is dead-lettered without a request.
+pub fn unsendable(source: &[u8]) -> Option<&'static str> {
+    let trimmed = source.trim_ascii();
+    if trimmed.is_empty() {
+        return Some("empty document");
     }
-    lines
+    // An action line followed by anything but one JSON object makes
+    // Elasticsearch reject the whole request, which would block the batch.
+    if trimmed[0] != b'{' || trimmed[trimmed.len() - 1] != b'}' {
+        return Some("not a JSON object");
+    }
+    None
+}
+
+/// Appends one `create` action and its source, each ending in `\n`, so the
+/// body ends with the newline Elasticsearch requires.
+pub fn push_doc(out: &mut Vec<u8>, index: &str, id: &str, source: &[u8]) {
+    out.extend_from_slice(b"{\"create\":{\"_index\":");
+    logpipe_schemas::event::push_json_str(out, index.as_bytes());
+    out.extend_from_slice(b",\"_id\":");
+    logpipe_schemas::event::push_json_str(out, id.as_bytes());
+    out.extend_from_slice(b"}}\n");
+    let start = out.len();
+    out.extend_from_slice(source);
+    // A raw newline can only be whitespace between JSON tokens (inside a
+    // string it must be escaped), so a pretty-printed document stays the
+    // same document on one line.
+    for b in &mut out[start..] {
+        if *b == b'\n' || *b == b'\r' {
+            *b = b' ';
+        }
+    }
+    out.push(b'\n');
+}
+
+/// The whole request body for `docs`, gzip-compressed at `level` (1-9) or
+/// plain when `level` is 0. `buf` is reused between requests.
+pub fn body(docs: &[Doc], level: u32, buf: &mut Vec<u8>) -> Bytes {
+    buf.clear();
+    for d in docs {
+        push_doc(buf, &d.index, &d.id, &d.source);
+    }
+    if level == 0 {
+        return Bytes::copy_from_slice(buf);
+    }
+    let mut gz = flate2::write::GzEncoder::new(
+        Vec::with_capacity(buf.len() / 4),
+        flate2::Compression::new(level.min(9)),
+    );
+    gz.write_all(buf).expect("writing to a Vec");
+    Bytes::from(gz.finish().expect("writing to a Vec"))
 }
 
 /// What happened to one document of a bulk request.
@@ -33,39 +77,68 @@ pub enum Outcome {
     Indexed,
     /// Already stored by an earlier delivery (409 on `create`): success.
     Duplicate,
-    /// Try again later (429, 503, and other transient statuses).
+    /// Try again later (429, 503).
     Retry(String),
     /// Elasticsearch will never accept it as it is: dead-letter it with the reason.
     Rejected(String),
 }
 
-/// Reads the per-item results of a `_bulk` response, in request order.
-pub fn outcomes(response: &Value, expected: usize) -> Result<Vec<Outcome>, String> {
-    let items = response["items"]
-        .as_array()
-        .ok_or("the _bulk response has no `items` array")?;
-    if items.len() != expected {
+// Typed views of the response, not a `serde_json::Value` tree: only
+// `items[].<op>.status` and the error are read, the rest (`_index`,
+// `_shards`, ...) is skipped without allocating.
+#[derive(Deserialize)]
+struct Response {
+    items: Vec<Item>,
+}
+
+#[derive(Deserialize)]
+struct Item {
+    #[serde(alias = "index", alias = "update", alias = "delete")]
+    create: Option<ItemResult>,
+}
+
+#[derive(Deserialize)]
+struct ItemResult {
+    #[serde(default)]
+    status: u16,
+    /// Present only on failures, so the success path allocates nothing.
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+}
+
+/// Reads the per-item results of a `_bulk` response body, in request order.
+pub fn outcomes(response: &[u8], expected: usize) -> Result<Vec<Outcome>, String> {
+    let resp: Response =
+        serde_json::from_slice(response).map_err(|e| format!("unreadable _bulk response: {e}"))?;
+    if resp.items.len() != expected {
         return Err(format!(
             "the _bulk response has {} items for {expected} documents",
-            items.len()
+            resp.items.len()
         ));
     }
-    Ok(items
-        .iter()
+    Ok(resp
+        .items
+        .into_iter()
         .map(|item| {
-            let result = item.as_object().and_then(|o| o.values().next()).unwrap_or(&Value::Null);
-            let status = result["status"].as_u64().unwrap_or(0);
-            let reason = || {
-                let e = &result["error"];
-                match (e["type"].as_str(), e["reason"].as_str()) {
+            let (status, error) = match item.create {
+                Some(r) => (r.status, r.error),
+                None => (0, None),
+            };
+            let reason = || match &error {
+                Some(e) => match (e["type"].as_str(), e["reason"].as_str()) {
                     (Some(t), Some(r)) => format!("{status} {t}: {r}"),
                     _ => format!("{status} {e}"),
-                }
+                },
+                None => format!("{status} (no error given)"),
             };
             match status {
                 200..=299 => Outcome::Indexed,
                 409 => Outcome::Duplicate,
-                429 | 500..=599 | 0 => Outcome::Retry(reason()),
+                // 429 and 503 are Elasticsearch saying "not now"; any other
+                // status is about the document itself and retrying it would
+                // block its partition forever. A missing status means we
+                // cannot tell, so the document is not given up on.
+                429 | 503 | 0 => Outcome::Retry(reason()),
                 _ => Outcome::Rejected(reason()),
             }
         })
@@ -75,44 +148,85 @@ pub fn outcomes(response: &Value, expected: usize) -> Result<Vec<Outcome>, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
-    #[test]
-    fn body_has_action_then_source() {
-        let d = Doc {
+    fn doc(index: &str, id: &str, source: &'static [u8]) -> Doc {
+        Doc {
             slot: 0,
             seq: 0,
-            index: "logpipe-2026.01.01".into(),
-            id: "abc".into(),
-            source: Bytes::from_static(b"{\"message\":\"m\"}"),
-            headers: vec![],
-            origin: String::new(),
-        };
-        let lines = body(&[d]);
-        let action: Value = serde_json::from_slice(&lines[0]).unwrap();
-        assert_eq!(
-            action,
-            json!({"create": {"_index": "logpipe-2026.01.01", "_id": "abc"}})
-        );
-        assert_eq!(&lines[1][..], b"{\"message\":\"m\"}");
+            index: index.into(),
+            id: id.into(),
+            source: Bytes::from_static(source),
+            headers: None,
+            topic: "t".into(),
+            partition: 0,
+            offset: 0,
+        }
+    }
+
+    #[test]
+    fn body_has_action_then_source_and_ends_with_newline() {
+        let mut buf = Vec::new();
+        let docs = [
+            doc("logpipe-2026.01.01", "abc", b"{\"message\":\"m\"}"),
+            doc("logpipe-2026.01.01", "q\"x", b"{\n\"a\": 1\n}"),
+        ];
+        let body = body(&docs, 0, &mut buf);
+        let text = std::str::from_utf8(&body).unwrap();
+        assert!(text.ends_with('\n'));
+        let lines: Vec<&str> = text.trim_end_matches('\n').split('\n').collect();
+        assert_eq!(lines.len(), 4);
+        let action: Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(action, json!({"create": {"_index": "logpipe-2026.01.01", "_id": "abc"}}));
+        assert_eq!(lines[1], "{\"message\":\"m\"}");
+        let action: Value = serde_json::from_str(lines[2]).unwrap();
+        assert_eq!(action["create"]["_id"], "q\"x");
+        let source: Value = serde_json::from_str(lines[3]).unwrap();
+        assert_eq!(source, json!({"a": 1}));
+    }
+
+    #[test]
+    fn gzip_body_inflates_to_the_plain_body() {
+        use std::io::Read;
+        let docs = [doc("i", "1", b"{\"a\":1}"), doc("i", "2", b"{\"a\":2}")];
+        let plain = body(&docs, 0, &mut Vec::new());
+        let gz = body(&docs, 1, &mut Vec::new());
+        assert_eq!(&gz[..2], &[0x1f, 0x8b], "gzip magic");
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut out).unwrap();
+        assert_eq!(out, plain);
+    }
+
+    #[test]
+    fn unsendable_documents_are_caught_before_the_request() {
+        assert_eq!(unsendable(b""), Some("empty document"));
+        assert_eq!(unsendable(b" \n"), Some("empty document"));
+        assert_eq!(unsendable(b"[1]"), Some("not a JSON object"));
+        assert_eq!(unsendable(b"{\"a\":1} "), None);
     }
 
     #[test]
     fn classifies_items() {
-        let resp = json!({"errors": true, "items": [
-            {"create": {"status": 201}},
+        let resp = json!({"took": 3, "errors": true, "items": [
+            {"create": {"_index": "i", "_id": "a", "status": 201, "_shards": {"total": 2}}},
             {"create": {"status": 409, "error": {"type": "version_conflict_engine_exception", "reason": "exists"}}},
             {"create": {"status": 429, "error": {"type": "es_rejected_execution_exception", "reason": "busy"}}},
-            {"create": {"status": 400, "error": {"type": "mapper_parsing_exception", "reason": "failed to parse field [x]"}}}
+            {"create": {"status": 400, "error": {"type": "mapper_parsing_exception", "reason": "failed to parse field [x] \"q\""}}},
+            {"create": {"status": 503, "error": "unavailable"}},
+            {"index": {"status": 200}}
         ]});
-        let o = outcomes(&resp, 4).unwrap();
+        let bytes = serde_json::to_vec(&resp).unwrap();
+        let o = outcomes(&bytes, 6).unwrap();
         assert_eq!(o[0], Outcome::Indexed);
         assert_eq!(o[1], Outcome::Duplicate);
         assert!(matches!(&o[2], Outcome::Retry(r) if r.contains("429")));
         assert_eq!(
             o[3],
-            Outcome::Rejected("400 mapper_parsing_exception: failed to parse field [x]".into())
+            Outcome::Rejected("400 mapper_parsing_exception: failed to parse field [x] \"q\"".into())
         );
-        assert!(outcomes(&resp, 3).is_err());
+        assert!(matches!(&o[4], Outcome::Retry(r) if r.contains("unavailable")));
+        assert_eq!(o[5], Outcome::Indexed);
+        assert!(outcomes(&bytes, 5).is_err());
+        assert!(outcomes(b"<html>", 1).is_err());
     }
 }

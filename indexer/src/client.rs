@@ -6,9 +6,8 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use elasticsearch::auth::Credentials;
 use elasticsearch::cert::{Certificate, CertificateValidation};
-use elasticsearch::http::headers::{HeaderValue, AUTHORIZATION};
+use elasticsearch::http::headers::HeaderValue;
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
-use elasticsearch::indices::IndicesPutIndexTemplateParts;
 use elasticsearch::Elasticsearch;
 use logpipe_config::ElasticsearchConfig;
 
@@ -16,26 +15,31 @@ pub fn build(es: &ElasticsearchConfig) -> anyhow::Result<Elasticsearch> {
     let url = url::Url::parse(&es.url).with_context(|| format!("elasticsearch.url `{}` is not a URL", es.url))?;
     let mut builder = TransportBuilder::new(SingleNodeConnectionPool::new(url))
         .timeout(Duration::from_secs(60))
-        .request_body_compression(true);
-    let password = match (&es.password, &es.password_file) {
-        (Some(p), _) => Some(p.clone()),
-        (None, Some(file)) => Some(
-            std::fs::read_to_string(file)
-                .with_context(|| format!("elasticsearch.password_file `{}`", file.display()))?
-                .trim_end_matches(['\n', '\r'])
-                .to_string(),
-        ),
-        (None, None) => None,
-    };
-    match (&es.username, password, &es.api_key) {
+        // The indexer gzips `_bulk` bodies itself, at its own level, once.
+        .request_body_compression(false);
+    let password = secret(
+        es.password.as_deref(),
+        es.password_file.as_deref(),
+        PASSWORD_ENV,
+        "elasticsearch.password_file",
+    )?;
+    let api_key = secret(
+        es.api_key.as_deref(),
+        es.api_key_file.as_deref(),
+        API_KEY_ENV,
+        "elasticsearch.api_key_file",
+    )?;
+    match (&es.username, password, api_key) {
         (Some(_), _, Some(_)) => bail!("elasticsearch: set either username/password or api_key, not both"),
         (Some(user), Some(pass), None) => builder = builder.auth(Credentials::Basic(user.clone(), pass)),
         (Some(_), None, None) => bail!("elasticsearch.username is set but neither password nor password_file is"),
         (None, _, Some(key)) => {
-            // The "encoded" form Kibana shows (base64 of id:key) goes as it is.
-            let value = HeaderValue::from_str(&format!("ApiKey {key}"))
-                .context("elasticsearch.api_key has characters not allowed in a header")?;
-            builder = builder.header(AUTHORIZATION, value);
+            // The "encoded" form Kibana shows (base64 of id:key) goes as it is;
+            // the client marks the header sensitive.
+            if HeaderValue::from_str(&key).is_err() {
+                bail!("elasticsearch.api_key has characters not allowed in a header");
+            }
+            builder = builder.auth(Credentials::EncodedApiKey(key));
         }
         (None, _, None) => {}
     }
@@ -48,6 +52,24 @@ pub fn build(es: &ElasticsearchConfig) -> anyhow::Result<Elasticsearch> {
     Ok(Elasticsearch::new(
         builder.build().context("building the Elasticsearch client")?,
     ))
+}
+
+/// Environment variables a secret can come from, so it need not be in a file
+/// that is backed up or shown; the config file's value wins when both are set.
+pub const PASSWORD_ENV: &str = "LOGPIPE_ELASTICSEARCH_PASSWORD";
+pub const API_KEY_ENV: &str = "LOGPIPE_ELASTICSEARCH_API_KEY";
+
+/// A secret from the config value, else its file (trailing newline ignored),
+/// else the environment.
+fn secret(value: Option<&str>, file: Option<&std::path::Path>, env: &str, file_key: &str) -> anyhow::Result<Option<String>> {
+    if let Some(v) = value {
+        return Ok(Some(v.to_string()));
+    }
+    if let Some(file) = file {
+        let text = std::fs::read_to_string(file).with_context(|| format!("{file_key} `{}`", file.display()))?;
+        return Ok(Some(text.trim_end_matches(['\n', '\r']).to_string()));
+    }
+    Ok(std::env::var(env).ok().filter(|v| !v.is_empty()))
 }
 
 /// Checks that Elasticsearch answers and accepts our credentials.
@@ -68,22 +90,50 @@ pub async fn check(client: &Elasticsearch, es: &ElasticsearchConfig) -> anyhow::
     }
 }
 
-/// Installs (or updates) logpipe's index template.
-pub async fn install_template(client: &Elasticsearch) -> anyhow::Result<()> {
-    let body: serde_json::Value = serde_json::from_str(logpipe_schemas::templates::LOGS_TEMPLATE)?;
-    let resp = client
-        .indices()
-        .put_index_template(IndicesPutIndexTemplateParts::Name(
-            logpipe_schemas::templates::LOGS_TEMPLATE_NAME,
-        ))
-        .body(body)
-        .send()
-        .await
-        .context("installing the index template")?;
-    if !resp.status_code().is_success() {
-        let status = resp.status_code();
-        let text = resp.text().await.unwrap_or_default();
-        bail!("installing the index template: HTTP {status}: {text}");
+/// The URL without credentials, for logs.
+pub fn redacted_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("redacted"));
+            }
+            u.to_string()
+        }
+        Err(_) => url.to_string(),
     }
-    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(url: &str) -> ElasticsearchConfig {
+        ElasticsearchConfig {
+            url: url.into(),
+            username: Some("elastic".into()),
+            password: Some("hunter2".into()),
+            password_file: None,
+            api_key: None,
+            api_key_file: None,
+            ca_file: None,
+        }
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_or_logged_urls() {
+        let mut c = config("http://elastic:hunter3@localhost:9200");
+        c.api_key = Some("c2VjcmV0".into());
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("c2VjcmV0"), "{shown}");
+        assert!(!redacted_url(&c.url).contains("hunter3"));
+    }
+
+    #[test]
+    fn a_bad_url_names_the_setting() {
+        let err = build(&config("http://[::1")).unwrap_err();
+        assert!(format!("{err:#}").contains("elasticsearch.url"), "{err:#}");
+        let mut c = config("http://localhost:9200");
+        c.api_key = Some("k".into());
+        assert!(format!("{:#}", build(&c).unwrap_err()).contains("not both"));
+    }
 }

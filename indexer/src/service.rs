@@ -1,30 +1,42 @@
 //! The indexer loop: consume, batch, `_bulk`, retry, dead-letter, commit.
 //!
-//! One batch is written at a time, and consumption waits while it is: a slow
-//! or failing Elasticsearch stops the indexer consuming instead of filling
-//! memory. An offset is stored for commit only once every document up to it
-//! was indexed (or already there) or dead-lettered.
+//! Up to `max_in_flight_requests` batches are written at once, each by its
+//! own task that retries until every document is indexed or dead-lettered.
+//! When all are busy the loop stops consuming, so a slow or failing
+//! Elasticsearch makes the indexer wait instead of filling memory: at most
+//! `max_in_flight_requests + 1` batches (plus librdkafka's bounded prefetch)
+//! are held. Batches finish out of order; the per-partition ack tracker moves
+//! the committed offset only over a prefix of documents that are all done.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use bytes::Bytes;
-use elasticsearch::{BulkParts, Elasticsearch};
+use elasticsearch::http::headers::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
+use elasticsearch::http::Method;
+use elasticsearch::Elasticsearch;
 use logpipe_config::{ElasticsearchConfig, IndexerConfig, KafkaConfig};
-use logpipe_core::ack::PartitionAcks;
+use logpipe_core::ack::{PartitionAcks, Seq};
 use logpipe_core::kafka;
 use logpipe_core::ops::Readiness;
 use logpipe_core::shutdown::CancellationToken;
-use logpipe_schemas::{dead_letter, event, time};
+use logpipe_schemas::{dead_letter, event};
 use rand::Rng;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::Message;
+use tokio::task::JoinSet;
 
 use crate::batch::{Batch, Doc};
 use crate::bulk::{self, Outcome};
 use crate::client;
+use crate::health::Health;
+use crate::index::{self, Namer, Target};
+
+/// Longest wait between two attempts of one request.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 pub async fn run(
     cfg: &IndexerConfig,
@@ -33,97 +45,184 @@ pub async fn run(
     ready: Readiness,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    if cfg.max_in_flight_requests == 0 {
+        bail!("indexer.max_in_flight_requests must be at least 1");
+    }
+    if cfg.compression_level > 9 {
+        bail!(
+            "indexer.compression_level must be 0 (off) to 9, not {}",
+            cfg.compression_level
+        );
+    }
     let es_client = client::build(es)?;
     client::check(&es_client, es).await?;
+    let target = Target::from_config(cfg);
     if cfg.install_template {
-        client::install_template(&es_client).await?;
+        index::install(&es_client, cfg, &target).await?;
     }
-    let consumer: StreamConsumer = kafka::consumer_config(k, &cfg.group_id)
-        .create()
-        .context("creating the Kafka consumer")?;
+    let mut consumer_cfg = kafka::consumer_config(k, &cfg.group_id);
+    // The loop stops polling on purpose while Elasticsearch is down; without
+    // this librdkafka would leave the group after 5 minutes and rebalance for
+    // nothing. A dead process is still noticed by the session timeout.
+    if !k.options.contains_key("max.poll.interval.ms") {
+        consumer_cfg.set("max.poll.interval.ms", "86400000");
+    }
+    let consumer: Arc<StreamConsumer> = Arc::new(consumer_cfg.create().context("creating the Kafka consumer")?);
     consumer
         .subscribe(&[&k.parsed_topic])
         .with_context(|| format!("subscribing to {}", k.parsed_topic))?;
     let dlq: FutureProducer = kafka::producer_config(k)
         .create()
         .context("creating the dead-letter producer")?;
-    ready.set_ready();
-    tracing::info!(topic = %k.parsed_topic, group = %cfg.group_id, url = %es.url, "indexer consuming");
+    let health = Health::new(ready);
+    health.es_ok();
+    health.kafka_ok();
+    tracing::info!(
+        topic = %k.parsed_topic,
+        group = %cfg.group_id,
+        url = %client::redacted_url(&es.url),
+        target = ?target,
+        in_flight = cfg.max_in_flight_requests,
+        "indexer consuming"
+    );
 
     let mut acks = PartitionAcks::default();
+    let mut namer = Namer::new(target);
     let mut batch = Batch::new(
         cfg.batch_max_events,
         cfg.batch_max_bytes,
         Duration::from_millis(cfg.batch_max_age_ms),
     );
+    // Cancelled at the drain deadline: writers then stop retrying.
+    let stop_writers = CancellationToken::new();
     let writer = Writer {
-        es: &es_client,
-        dlq: &dlq,
-        dlq_topic: &k.dead_letter_topic,
-        shutdown: &shutdown,
-        ready: &ready,
+        es: es_client,
+        dlq,
+        dlq_topic: k.dead_letter_topic.as_str().into(),
+        level: cfg.compression_level,
+        stop: stop_writers.clone(),
+        health: health.clone(),
     };
+    let mut tasks: JoinSet<Vec<(usize, Seq)>> = JoinSet::new();
+    let mut lag_tick = tokio::time::interval(Duration::from_secs(5));
+    let mut lag_job = None;
 
     loop {
+        let saturated = tasks.len() >= cfg.max_in_flight_requests;
         let deadline = batch.deadline();
         tokio::select! {
+            biased;
             _ = shutdown.cancelled() => break,
-            _ = sleep_until(deadline), if deadline.is_some() => {}
-            msg = consumer.recv() => match msg {
-                Ok(m) => batch.push(to_doc(&m, &mut acks, &cfg.index_pattern)),
-                Err(e) => tracing::warn!(error = %e, "consume error"),
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                apply(&*consumer, &mut acks, done);
+            }
+            _ = lag_tick.tick() => {
+                metrics::gauge!("logpipe_indexer_documents_in_flight").set(acks.in_flight() as f64);
+                let c = consumer.clone();
+                // Watermarks are a broker round trip: off the loop, and a
+                // tick that finds the previous one still running is skipped.
+                if lag_job.as_ref().is_none_or(|j: &tokio::task::JoinHandle<()>| j.is_finished()) {
+                    lag_job = Some(tokio::task::spawn_blocking(move || report_lag(&c)));
+                }
+            }
+            _ = sleep_until(deadline), if deadline.is_some() && !saturated => {}
+            msg = consumer.recv(), if !saturated => match msg {
+                Ok(m) => {
+                    health.kafka_ok();
+                    batch.push(to_doc(&m, &mut acks, &mut namer));
+                }
+                Err(e) => {
+                    health.kafka_failed(&e.to_string());
+                    tracing::warn!(error = %e, "consume error");
+                }
             },
         }
-        let due = batch
-            .deadline()
-            .is_some_and(|d| d <= tokio::time::Instant::now().into_std());
-        if batch.is_full() || due {
-            writer.write(batch.take(), &mut acks).await;
-            kafka::store_acked(&consumer, &mut acks);
+        let due = batch.deadline().is_some_and(|d| d <= Instant::now());
+        if (batch.is_full() || due) && tasks.len() < cfg.max_in_flight_requests {
+            tasks.spawn(writer.clone().write(batch.take()));
         }
     }
 
-    tracing::info!("draining: writing the open batch and committing");
+    tracing::info!(in_flight = tasks.len(), "draining: writing the open batch and committing");
+    if !batch.is_empty() {
+        tasks.spawn(writer.clone().write(batch.take()));
+    }
     let drain = Duration::from_secs(cfg.drain_timeout_secs);
-    // The drain writes the open batch with its own (bounded) patience.
-    let drain_token = CancellationToken::new();
-    let drain_writer = Writer {
-        shutdown: &drain_token,
-        ..writer
-    };
-    let canceller = drain_token.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(drain).await;
-        canceller.cancel();
-    });
-    drain_writer.write(batch.take(), &mut acks).await;
-    kafka::store_acked(&consumer, &mut acks);
-    kafka::final_commit(&consumer);
+    let deadline = tokio::time::sleep(drain);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            done = tasks.join_next() => match done {
+                Some(done) => apply(&*consumer, &mut acks, done),
+                None => break,
+            },
+            _ = &mut deadline, if !stop_writers.is_cancelled() => stop_writers.cancel(),
+        }
+    }
+    kafka::store_acked(&*consumer, &mut acks);
+    kafka::final_commit(&*consumer);
     tracing::info!("indexer stopped");
     Ok(())
 }
 
-async fn sleep_until(deadline: Option<std::time::Instant>) {
+/// Acknowledges what a writer finished and stores the offsets that moved.
+fn apply(
+    consumer: &StreamConsumer,
+    acks: &mut PartitionAcks,
+    done: Result<Vec<(usize, Seq)>, tokio::task::JoinError>,
+) {
+    match done {
+        Ok(acked) => {
+            for (slot, seq) in acked {
+                acks.ack(slot, seq);
+            }
+            kafka::store_acked(consumer, acks);
+        }
+        // A panicking writer acknowledged nothing: its documents are not
+        // committed and come again after a restart.
+        Err(e) => tracing::error!(error = %e, "bulk writer failed"),
+    }
+    metrics::gauge!("logpipe_indexer_documents_in_flight").set(acks.in_flight() as f64);
+}
+
+/// Records not consumed yet per partition: high watermark minus position.
+fn report_lag(consumer: &StreamConsumer) {
+    let Ok(positions) = consumer.position() else {
+        return;
+    };
+    for e in positions.elements() {
+        let rdkafka::Offset::Offset(pos) = e.offset() else {
+            continue;
+        };
+        if let Ok((_, high)) = consumer.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(2)) {
+            if high >= 0 {
+                metrics::gauge!(
+                    "logpipe_indexer_consumer_lag",
+                    "topic" => e.topic().to_string(),
+                    "partition" => e.partition().to_string()
+                )
+                .set((high - pos).max(0) as f64);
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
     if let Some(d) = deadline {
         tokio::time::sleep_until(d.into()).await;
     }
 }
 
-fn to_doc(m: &BorrowedMessage<'_>, acks: &mut PartitionAcks, pattern: &str) -> Doc {
+fn to_doc(m: &BorrowedMessage<'_>, acks: &mut PartitionAcks, namer: &mut Namer) -> Doc {
     let (slot, seq) = acks.register(m.topic(), m.partition(), m.offset());
-    let mut headers = Vec::new();
-    let mut event_ms = None;
-    if let Some(h) = m.headers() {
-        for h in h.iter() {
-            if h.key == event::HEADER_EVENT_MS {
-                event_ms = h
-                    .value
-                    .and_then(|v| std::str::from_utf8(v).ok())
-                    .and_then(|v| v.parse::<i64>().ok());
-            }
-            headers.push((h.key.to_string(), h.value.unwrap_or_default().to_vec()));
-        }
-    }
+    let headers = m.headers();
+    let event_ms = headers.and_then(|h| {
+        h.iter()
+            .find(|h| h.key == event::HEADER_EVENT_MS)
+            .and_then(|h| h.value)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.parse::<i64>().ok())
+    });
     let ts_ms = event_ms
         .or_else(|| m.timestamp().to_millis())
         .unwrap_or_else(logpipe_core::now_ms);
@@ -135,119 +234,195 @@ fn to_doc(m: &BorrowedMessage<'_>, acks: &mut PartitionAcks, pattern: &str) -> D
     Doc {
         slot,
         seq,
-        index: time::expand_date_pattern(pattern, ts_ms * 1000),
+        index: namer.index(ts_ms),
         id,
         source: Bytes::copy_from_slice(m.payload().unwrap_or_default()),
-        headers,
-        origin: dead_letter::origin(m.topic(), m.partition(), m.offset()),
+        headers: headers.map(|h| h.detach()),
+        topic: m.topic().into(),
+        partition: m.partition(),
+        offset: m.offset(),
     }
 }
 
-#[derive(Clone, Copy)]
-struct Writer<'a> {
-    es: &'a Elasticsearch,
-    dlq: &'a FutureProducer,
-    dlq_topic: &'a str,
+#[derive(Clone)]
+struct Writer {
+    es: Elasticsearch,
+    dlq: FutureProducer,
+    dlq_topic: Arc<str>,
+    level: u32,
     /// Retrying stops when this is cancelled (the drain deadline).
-    shutdown: &'a CancellationToken,
-    ready: &'a Readiness,
+    stop: CancellationToken,
+    health: Health,
 }
 
-impl Writer<'_> {
-    /// Writes the documents until each one is indexed or dead-lettered, then
-    /// acknowledges them. Retries without limit, with exponential backoff and
-    /// jitter, unless the stop token is cancelled: then unwritten documents stay
-    /// unacknowledged, so their offsets are not committed and they come again.
-    async fn write(&self, mut docs: Vec<Doc>, acks: &mut PartitionAcks) {
-        let mut attempt = 0u32;
-        while !docs.is_empty() {
-            let started = std::time::Instant::now();
-            let result = self.bulk(&docs).await;
-            metrics::histogram!("logpipe_indexer_bulk_seconds").record(started.elapsed().as_secs_f64());
-            let retry: Vec<Doc> = match result {
-                Ok(outcomes) => {
-                    self.ready.set_ready();
-                    let mut retry = Vec::new();
-                    let (mut indexed, mut duplicate, mut rejected) = (0u64, 0u64, 0u64);
-                    for (doc, outcome) in docs.into_iter().zip(outcomes) {
-                        match outcome {
-                            Outcome::Indexed => {
-                                indexed += 1;
-                                acks.ack(doc.slot, doc.seq);
-                            }
-                            Outcome::Duplicate => {
-                                duplicate += 1;
-                                acks.ack(doc.slot, doc.seq);
-                            }
-                            Outcome::Retry(_) => retry.push(doc),
-                            Outcome::Rejected(reason) => {
-                                rejected += 1;
-                                if self.dead_letter(&doc, &reason).await {
-                                    acks.ack(doc.slot, doc.seq);
-                                }
-                            }
-                        }
+/// What one `_bulk` request came back with.
+enum Reply {
+    Items(Vec<Outcome>),
+    /// The request as a whole failed and may succeed later.
+    Failed(String),
+    /// Elasticsearch refused the request itself (400, 413): some document in
+    /// it is at fault, or the request is too large.
+    Refused(String),
+}
+
+impl Writer {
+    /// Writes the documents until each one is indexed or dead-lettered and
+    /// returns their acknowledgements. Retries without limit, with
+    /// exponential backoff and jitter, unless the stop token is cancelled:
+    /// then unwritten documents stay unacknowledged, so their offsets are
+    /// not committed and they come again.
+    async fn write(self, docs: Vec<Doc>) -> Vec<(usize, Seq)> {
+        let mut acked = Vec::with_capacity(docs.len());
+        let mut sendable = Vec::with_capacity(docs.len());
+        for doc in docs {
+            match bulk::unsendable(&doc.source) {
+                Some(why) => {
+                    if self.dead_letter(&doc, why).await {
+                        acked.push((doc.slot, doc.seq));
                     }
-                    metrics::counter!("logpipe_events_total", "stage" => "index", "outcome" => "indexed")
-                        .increment(indexed);
-                    metrics::counter!("logpipe_events_total", "stage" => "index", "outcome" => "duplicate")
-                        .increment(duplicate);
-                    metrics::counter!("logpipe_events_total", "stage" => "index", "outcome" => "dead_letter")
-                        .increment(rejected);
-                    metrics::counter!("logpipe_events_total", "stage" => "index", "outcome" => "retried")
-                        .increment(retry.len() as u64);
-                    retry
                 }
-                Err((why, docs)) => {
-                    self.ready.set_not_ready(format!("Elasticsearch: {why}"));
-                    tracing::warn!(error = %why, docs = docs.len(), "bulk request failed; retrying");
+                None => sendable.push(doc),
+            }
+        }
+        // Groups still to write; a refused request is split in two until the
+        // document at fault is alone.
+        let mut groups = vec![sendable];
+        let mut buf = Vec::new();
+        let mut attempt = 0u32;
+        while let Some(docs) = groups.pop() {
+            if docs.is_empty() {
+                continue;
+            }
+            let body = bulk::body(&docs, self.level, &mut buf);
+            let started = Instant::now();
+            let reply = self.bulk(body, docs.len()).await;
+            metrics::histogram!("logpipe_indexer_bulk_seconds").record(started.elapsed().as_secs_f64());
+            let retry = match reply {
+                Reply::Items(outcomes) => {
+                    self.health.es_ok();
+                    metrics::counter!("logpipe_indexer_bulk_requests_total", "result" => "ok").increment(1);
+                    self.settle(docs, outcomes, &mut acked).await
+                }
+                Reply::Refused(why) if docs.len() > 1 => {
+                    self.health.es_ok();
+                    metrics::counter!("logpipe_indexer_bulk_requests_total", "result" => "refused").increment(1);
+                    tracing::warn!(error = %why, docs = docs.len(), "bulk request refused; splitting it");
+                    let mut docs = docs;
+                    let second = docs.split_off(docs.len() / 2);
+                    groups.push(second);
+                    groups.push(docs);
+                    continue;
+                }
+                Reply::Refused(why) => {
+                    let doc = docs.into_iter().next().expect("one document");
+                    metrics::counter!("logpipe_events_total", "stage" => "index", "outcome" => "dead_letter")
+                        .increment(1);
+                    if self.dead_letter(&doc, &why).await {
+                        acked.push((doc.slot, doc.seq));
+                    }
+                    continue;
+                }
+                Reply::Failed(why) => {
+                    self.health.es_failed(&why);
+                    metrics::counter!("logpipe_indexer_bulk_requests_total", "result" => "failed").increment(1);
+                    metrics::counter!("logpipe_events_total", "stage" => "index", "outcome" => "retried")
+                        .increment(docs.len() as u64);
+                    tracing::warn!(error = %why, docs = docs.len(), attempt, "bulk request failed; retrying");
                     docs
                 }
             };
-            docs = retry;
-            if docs.is_empty() {
-                break;
+            if retry.is_empty() {
+                attempt = 0;
+                continue;
             }
+            groups.push(retry);
             attempt += 1;
-            let backoff = backoff(attempt);
             tokio::select! {
-                _ = self.shutdown.cancelled() => {
-                    tracing::warn!(docs = docs.len(), "stopping with unwritten documents; their offsets stay uncommitted");
-                    return;
+                _ = self.stop.cancelled() => {
+                    let left: usize = groups.iter().map(Vec::len).sum();
+                    tracing::warn!(docs = left, "stopping with unwritten documents; their offsets stay uncommitted");
+                    return acked;
                 }
-                _ = tokio::time::sleep(backoff) => {}
+                _ = tokio::time::sleep(backoff(attempt)) => {}
             }
         }
+        acked
     }
 
-    /// One `_bulk` request. A whole-request failure returns the documents.
-    async fn bulk(&self, docs: &[Doc]) -> Result<Vec<Outcome>, (String, Vec<Doc>)> {
-        let fail = |why: String| Err((why, docs.to_vec()));
-        let resp = match self.es.bulk(BulkParts::None).body(bulk::body(docs)).send().await {
+    /// Acknowledges indexed and dead-lettered documents; returns those to retry.
+    async fn settle(&self, docs: Vec<Doc>, outcomes: Vec<Outcome>, acked: &mut Vec<(usize, Seq)>) -> Vec<Doc> {
+        let mut retry = Vec::new();
+        let (mut indexed, mut duplicate, mut rejected) = (0u64, 0u64, 0u64);
+        for (doc, outcome) in docs.into_iter().zip(outcomes) {
+            match outcome {
+                Outcome::Indexed => {
+                    indexed += 1;
+                    acked.push((doc.slot, doc.seq));
+                }
+                Outcome::Duplicate => {
+                    duplicate += 1;
+                    acked.push((doc.slot, doc.seq));
+                }
+                Outcome::Retry(_) => retry.push(doc),
+                Outcome::Rejected(reason) => {
+                    rejected += 1;
+                    if self.dead_letter(&doc, &reason).await {
+                        acked.push((doc.slot, doc.seq));
+                    }
+                }
+            }
+        }
+        metrics::counter!("logpipe_events_total", "stage" => "index", "outcome" => "indexed").increment(indexed);
+        metrics::counter!("logpipe_events_total", "stage" => "index", "outcome" => "duplicate").increment(duplicate);
+        metrics::counter!("logpipe_events_total", "stage" => "index", "outcome" => "dead_letter").increment(rejected);
+        metrics::counter!("logpipe_events_total", "stage" => "index", "outcome" => "retried")
+            .increment(retry.len() as u64);
+        retry
+    }
+
+    /// One `_bulk` request with a ready-made body.
+    async fn bulk(&self, body: Bytes, docs: usize) -> Reply {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+        if self.level > 0 {
+            headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        let resp = match self
+            .es
+            .transport()
+            .send(Method::Post, "/_bulk", headers, None::<&()>, Some(body), None)
+            .await
+        {
             Ok(r) => r,
-            Err(e) => return fail(format!("request error: {e}")),
+            Err(e) => return Reply::Failed(format!("request error: {e}")),
         };
         let status = resp.status_code().as_u16();
-        if status != 200 {
-            let text = resp.text().await.unwrap_or_default();
-            return fail(format!("HTTP {status}: {}", text.chars().take(300).collect::<String>()));
-        }
-        let json: serde_json::Value = match resp.json().await {
-            Ok(v) => v,
-            Err(e) => return fail(format!("unreadable _bulk response: {e}")),
+        let text = match resp.bytes().await {
+            Ok(b) => b,
+            Err(e) => return Reply::Failed(format!("reading the _bulk response: {e}")),
         };
-        bulk::outcomes(&json, docs.len()).or_else(fail)
+        let excerpt = || String::from_utf8_lossy(&text[..text.len().min(300)]).into_owned();
+        match status {
+            200 => match bulk::outcomes(&text, docs) {
+                Ok(o) => Reply::Items(o),
+                Err(e) => Reply::Failed(e),
+            },
+            400 | 413 => Reply::Refused(format!("HTTP {status}: {}", excerpt())),
+            // 429, 5xx, and also 401/403/404 (credentials or a proxy being
+            // fixed): keep the documents and try again.
+            _ => Reply::Failed(format!("HTTP {status}: {}", excerpt())),
+        }
     }
 
     /// Produces a dead letter and waits for Kafka's acknowledgement.
     async fn dead_letter(&self, doc: &Doc, reason: &str) -> bool {
         tracing::warn!(id = %doc.id, %reason, "document rejected by Elasticsearch; dead-lettering it");
+        let origin = dead_letter::origin(&doc.topic, doc.partition, doc.offset);
         loop {
-            let mut h = OwnedHeaders::new();
-            for (k, v) in &doc.headers {
-                h = h.insert(Header { key: k, value: Some(v) });
-            }
-            h = h
+            let h = doc
+                .headers
+                .clone()
+                .unwrap_or_else(OwnedHeaders::new)
                 .insert(Header {
                     key: dead_letter::HEADER_STAGE,
                     value: Some(dead_letter::Stage::Index.as_str()),
@@ -258,17 +433,18 @@ impl Writer<'_> {
                 })
                 .insert(Header {
                     key: dead_letter::HEADER_ORIGIN,
-                    value: Some(doc.origin.as_str()),
+                    value: Some(origin.as_str()),
                 });
-            let record = FutureRecord::to(self.dlq_topic)
+            let record = FutureRecord::to(&self.dlq_topic)
                 .key(doc.id.as_str())
                 .payload(&doc.source[..])
                 .headers(h);
             match self.dlq.send(record, Duration::from_secs(30)).await {
                 Ok(_) => return true,
                 Err((e, _)) => {
+                    self.health.kafka_failed(&format!("dead-letter produce: {e}"));
                     tracing::warn!(error = %e, "dead-letter produce failed; retrying");
-                    if self.shutdown.is_cancelled() {
+                    if self.stop.is_cancelled() {
                         return false;
                     }
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -278,10 +454,11 @@ impl Writer<'_> {
     }
 }
 
-/// Exponential backoff from 100 ms, capped at 30 s, with full jitter in the
-/// upper half so many indexers do not retry in step.
+/// Exponential backoff from 100 ms, capped at [`MAX_BACKOFF`], with jitter
+/// in the upper half so many indexers do not retry in step.
 fn backoff(attempt: u32) -> Duration {
-    let base = 100u64.saturating_mul(1 << attempt.min(9)).min(30_000);
+    let cap = MAX_BACKOFF.as_millis() as u64;
+    let base = 100u64.saturating_mul(1 << attempt.min(16)).min(cap);
     let jitter = rand::rng().random_range(0..=base / 2);
     Duration::from_millis(base / 2 + jitter)
 }
@@ -294,9 +471,10 @@ mod tests {
     fn backoff_grows_and_is_capped() {
         for attempt in 1..40 {
             let b = backoff(attempt);
-            let cap = 100u64.saturating_mul(1 << attempt.min(9)).min(30_000);
+            let cap = 100u64.saturating_mul(1 << attempt.min(16)).min(10_000);
             assert!(b >= Duration::from_millis(cap / 2) && b <= Duration::from_millis(cap));
         }
-        assert!(backoff(30) <= Duration::from_secs(30));
+        assert!(backoff(30) <= MAX_BACKOFF);
+        assert!(backoff(1) < Duration::from_millis(201));
     }
 }

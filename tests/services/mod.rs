@@ -343,3 +343,4 @@ listen = "127.0.0.1:0"
         format!("{}-*", self.index_prefix)
     }
 }
+pub mod indexer;
