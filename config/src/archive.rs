@@ -343,3 +343,71 @@ fn default_spot_deadline() -> u64 {
 fn default_true() -> bool {
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    const BASE: &str = r#"
+[shipper]
+data_dir = "/tmp/x"
+[[shipper.inputs]]
+include = ["/var/log/*.log"]
+[shipper.inputs.rotation]
+policy = "own"
+signal = "HUP"
+[shipper.archive]
+bucket = "b"
+"#;
+
+    fn errors(text: &str) -> Vec<(String, String)> {
+        crate::load_str(Path::new("f.toml"), text, std::iter::empty())
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| (e.key, e.expected))
+            .collect()
+    }
+
+    #[test]
+    fn problems_name_their_keys() {
+        let text = format!(
+            "{BASE}part_size_bytes = 1000\nkey_template = \"{{prefix}}/{{host}}/{{file}}\"\nserver_side_encryption = \"AES256\"\nsse_kms_key_id = \"k\"\n"
+        );
+        let keys: Vec<String> = errors(&text).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            keys,
+            [
+                "shipper.inputs[0].rotation.pid_file",
+                "shipper.archive.part_size_bytes",
+                "shipper.archive.key_template",
+                "shipper.archive.sse_kms_key_id",
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_placeholders_and_encryption_values_are_errors() {
+        let e = errors(&format!(
+            "{BASE}key_template = \"{{prefix}}/{{hots}}/{{rotated_at}}.{{fingerprint}}\"\n"
+        ));
+        assert!(e[1].1.contains("not `{hots}`"), "{e:?}");
+        let e = errors(&format!("{BASE}server_side_encryption = \"aes\"\n"));
+        assert_eq!(e[0].0, "shipper.archive.server_side_encryption", "{e:?}");
+    }
+
+    #[test]
+    fn defaults() {
+        let text = BASE.replace("signal = \"HUP\"\n", "");
+        let c = crate::load_str(Path::new("f.toml"), &text, std::iter::empty()).unwrap();
+        let s = c.shipper.unwrap();
+        let a = s.archive.unwrap();
+        assert_eq!(
+            a.key_template(),
+            "{prefix}/{host}/{yyyy}/{mm}/{dd}/{file}.{rotated_at}.{fingerprint}.zst"
+        );
+        assert_eq!(s.spot.drain_deadline_secs, 90);
+        assert_eq!(s.spot.poll_interval_ms, 5000);
+        assert_eq!(s.inputs[0].rotation.max_bytes, 100 * 1024 * 1024);
+    }
+}

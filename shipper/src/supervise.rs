@@ -78,10 +78,14 @@ async fn supervise(
     let archive = match &cfg.archive {
         Some(a) => {
             let ar = Archive::open(a, &cfg.data_dir, host).await?;
-            match ar.s3.check_bucket().await {
-                Ok(()) => tracing::info!(bucket = %a.bucket, "archive: bucket reachable"),
-                Err(e) => tracing::error!("archive: {e}; rotated files stay on disk until this is fixed"),
-            }
+            // In the background: an unreachable S3 must not hold up rotation.
+            let (s3, bucket) = (ar.s3.clone(), a.bucket.clone());
+            tokio::spawn(async move {
+                match s3.check_bucket().await {
+                    Ok(()) => tracing::info!(%bucket, "archive: bucket reachable"),
+                    Err(e) => tracing::error!("archive: {e}; rotated files stay on disk until this is fixed"),
+                }
+            });
             Some(ar)
         }
         None => None,

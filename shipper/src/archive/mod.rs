@@ -12,6 +12,7 @@
 //! upload (single PUT or resumable multipart), then remove the local file.
 //! Every step is recorded in `archive.json` first (see [`state`]).
 
+pub mod audit;
 pub mod compress;
 pub mod key;
 pub mod s3;
@@ -247,7 +248,15 @@ impl Archive {
             if inner.running.contains(&job.key) {
                 continue;
             }
-            if !force && inner.retry_at.get(&job.key).is_some_and(|(t, _)| now < *t) {
+            // A drain cannot wait out a long backoff, but still paces its retries.
+            let pace = |(t, d): &(Instant, Duration)| {
+                if force {
+                    now < (*t - *d) + Duration::from_millis(500).min(*d)
+                } else {
+                    now < *t
+                }
+            };
+            if inner.retry_at.get(&job.key).is_some_and(pace) {
                 continue;
             }
             let shipped = !job.rotated || is_shipped(positions.as_ref(), &job);
@@ -268,9 +277,7 @@ impl Archive {
                 match result {
                     Ok(()) => {
                         inner.retry_at.remove(&key);
-                        if inner.last_error.as_ref().is_some_and(|_| true) {
-                            inner.last_error = None;
-                        }
+                        inner.last_error = None;
                     }
                     Err(e) => {
                         metrics::counter!("logpipe_shipper_archive_upload_failures_total").increment(1);

@@ -198,7 +198,10 @@ impl S3 {
                     id = Some(old);
                 }
                 Err(e) if !e.permanent => return Err(e),
-                Err(_) => {} // NoSuchUpload: start over
+                Err(e) => {
+                    tracing::info!(key, reason = %e, "cannot resume the multipart upload; aborting it and starting over");
+                    self.abort(key, &old).await;
+                }
             }
         }
         let id = match id {
@@ -292,9 +295,11 @@ impl S3 {
             let resp = match resp {
                 Ok(r) => r,
                 Err(e) => {
+                    // Anything but "S3 unreachable" means this upload cannot be
+                    // continued (NoSuchUpload, or an answer the SDK cannot read —
+                    // moto 5.2.5 names the root ListPartsResponse): start over.
                     let mut err = describe(&self.bucket, "ListParts", &e);
-                    err.permanent = e.code() == Some("NoSuchUpload")
-                        || e.raw_response().is_some_and(|r| r.status().as_u16() == 404);
+                    err.permanent = !matches!(e, SdkError::DispatchFailure(_) | SdkError::TimeoutError(_));
                     return Err(err);
                 }
             };
