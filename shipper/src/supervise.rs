@@ -7,8 +7,8 @@
 //! `spot.drain_deadline_secs`:
 //! 1. force-rotate every owned file, so its bytes become a finished file;
 //! 2. let the tailer ship the rotated files to Kafka while the archive uploads
-//!    each one as soon as Kafka has all of it (oldest first, in parallel),
-//!    for up to half the deadline;
+//!    them (oldest first, in parallel; a file Kafka does not have yet stays on
+//!    disk until it does), for up to half the deadline;
 //! 3. stop the tailer: it flushes the Kafka producer and writes its final
 //!    checkpoints;
 //! 4. upload everything still pending, whether Kafka has it or not (the disk
@@ -235,7 +235,9 @@ async fn drain(
     housekeeping(cfg, rotator, Some(ar), true).await;
     let phase_a = t0 + total / 2;
     while Instant::now() < phase_a {
-        ar.schedule(false);
+        // Forced: files Kafka does not have yet go up too (and stay on disk
+        // until it has them), so the deadline is spent uploading, not waiting.
+        ar.schedule(true);
         if ar.pending_jobs().is_empty() && !ar.busy() {
             break;
         }
