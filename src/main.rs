@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand};
 use logpipe_config::Config;
 use logpipe_core::{ops, shutdown};
 
+mod archive_cli;
+
 #[derive(Parser)]
 #[command(
     name = "logpipe",
@@ -49,6 +51,11 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Read the raw archive in S3 (shipper.archive): list, fetch, verify.
+    Archive {
+        #[command(subcommand)]
+        command: archive_cli::ArchiveCommand,
+    },
     /// Check a config file and print every problem with its file, key and expectation.
     ValidateConfig {
         #[arg(long, short)]
@@ -69,6 +76,7 @@ fn main() -> std::process::ExitCode {
         Command::Parse { config: None, .. } => unreachable!("clap requires --config without --stdin"),
         Command::Ship { config } => daemon(&config, Role::Ship),
         Command::Index { config } => daemon(&config, Role::Index),
+        Command::Archive { command } => load(command.config()).and_then(|c| archive_cli::run(command, &c)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

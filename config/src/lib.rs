@@ -6,6 +6,7 @@
 //! environment (see [`load`]), so the same file works against the local
 //! stand-ins and against a real cluster.
 
+pub mod archive;
 mod load;
 
 use std::collections::BTreeMap;
@@ -13,6 +14,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+pub use archive::{ArchiveConfig, RotationConfig, RotationPolicy, SpotConfig};
 pub use load::{load, load_str, ConfigError, ENV_PREFIX};
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -148,15 +150,22 @@ pub struct ShipperConfig {
     pub rotated_idle_close_ms: u64,
     #[serde(default)]
     pub ops: OpsConfig,
+    /// Raw archives of rotated files in S3 (none when absent).
+    pub archive: Option<ArchiveConfig>,
+    #[serde(default)]
+    pub spot: SpotConfig,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct FileInput {
     /// Glob patterns of files to tail.
     pub include: Vec<String>,
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// Who rotates these files: `follow` (default) or `own`.
+    #[serde(default)]
+    pub rotation: RotationConfig,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]

@@ -169,6 +169,9 @@ impl Config {
             if s.max_in_flight_lines == 0 {
                 bad("shipper.max_in_flight_lines", "a positive number");
             }
+            for (key, expected) in crate::archive::validate(s) {
+                bad(&key, &expected);
+            }
         }
         if let Some(p) = &self.parser {
             if p.group_id.is_empty() {

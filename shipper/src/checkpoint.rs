@@ -68,6 +68,13 @@ impl Checkpoints {
         self.entries.get(&fingerprint).map(|e| e.offset)
     }
 
+    /// Every position, for the archive's drain manifest.
+    pub fn entries(&self) -> Vec<Entry> {
+        let mut out: Vec<Entry> = self.entries.values().cloned().collect();
+        out.sort_by(|a, b| a.fingerprint.cmp(&b.fingerprint));
+        out
+    }
+
     /// Records an acknowledged position. Positions never move backwards.
     pub fn set(&mut self, fingerprint: u64, offset: u64, path: &str, now_ms: i64) {
         let mut inserted = false;

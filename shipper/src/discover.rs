@@ -54,6 +54,7 @@ mod tests {
         let disc = Discover::new(&[FileInput {
             include: vec![format!("{d}/*.log*")],
             exclude: vec![format!("{d}/*.gz")],
+            ..Default::default()
         }]);
         let names: Vec<_> = disc
             .scan()

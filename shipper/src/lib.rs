@@ -6,11 +6,17 @@
 //! to each file's [`AckTracker`](logpipe_core::ack::AckTracker), and
 //! `checkpoint` persists what they allow.
 
+pub mod archive;
 pub mod checkpoint;
 pub mod discover;
 pub mod fingerprint;
 pub mod produce;
+pub mod rotate;
 pub mod service;
+pub mod spot;
+pub mod supervise;
 pub mod tail;
 
-pub use service::run;
+/// The shipper as `logpipe ship` runs it: the tailer, plus rotation, archive
+/// and spot drain when configured (see `supervise`).
+pub use supervise::run;

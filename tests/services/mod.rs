@@ -7,6 +7,9 @@
 //! real cluster instead; topics and groups get unique names per test then.
 #![allow(dead_code)]
 
+pub mod imds;
+pub mod s3;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
