@@ -156,6 +156,30 @@ fn rotation_under_write_load_archives_every_byte() {
         all == w.written,
         "archived objects + live file differ from what was written"
     );
+
+    // The auditor's commands: filters by host and date, get, verify.
+    let keys: Vec<String> = moto.keys(BUCKET, "raw/");
+    let today = utc_today();
+    let (ok, out) = cli(&setup.config, &["ls", "--host", "test-host", "--date", &today]);
+    assert!(ok, "{out}");
+    assert_eq!(out.lines().count(), keys.len(), "{out}");
+    let (ok, out) = cli(&setup.config, &["ls", "--host", "other-host"]);
+    assert!(ok && out.trim().is_empty(), "{out}");
+    let (ok, out) = cli(&setup.config, &["ls", "--to", "2000-01-01"]);
+    assert!(ok && out.trim().is_empty(), "{out}");
+    let (ok, out) = cli(&setup.config, &["ls", "--date", "yesterday"]);
+    assert!(!ok && out.contains("expected YYYY-MM-DD"), "{out}");
+    let got = setup.dir.path().join("got.log");
+    let (ok, out) = cli(&setup.config, &["get", &keys[0], "-o", got.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    assert_eq!(std::fs::read(&got).unwrap(), moto.get_raw(BUCKET, &keys[0]).0);
+    let (ok, out) = cli(&setup.config, &["verify"]);
+    assert!(ok, "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("OK\t")).count(),
+        keys.len(),
+        "{out}"
+    );
     assert!(shipper.terminate(Duration::from_secs(60)), "{}", shipper.log());
 }
 
@@ -291,6 +315,11 @@ fn s3_unreachable_for_30s_files_wait_then_everything_uploads() {
     all.extend_from_slice(&std::fs::read(&live).unwrap());
     assert!(all == w.written, "archived + live differ from written");
     assert!(shipper.terminate(Duration::from_secs(60)), "{}", shipper.log());
+}
+
+fn utc_today() -> String {
+    let out = Command::new("date").args(["-u", "+%Y-%m-%d"]).output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 fn cli(config: &Path, args: &[&str]) -> (bool, String) {
