@@ -161,7 +161,11 @@ fn kill_9_during_bulk_writes_then_restart_gives_each_document_once() {
     // partitions at once instead of waiting for its session to expire (the
     // stand-in's coordinator never completes that rebalance).
     let text = std::fs::read_to_string(&setup.config).unwrap();
-    std::fs::write(&setup.config, format!("{text}\n[kafka.options]\n\"group.instance.id\" = \"indexer-1\"\n")).unwrap();
+    std::fs::write(
+        &setup.config,
+        format!("{text}\n[kafka.options]\n\"group.instance.id\" = \"indexer-1\"\n"),
+    )
+    .unwrap();
     let mut indexer = start_indexer(&setup);
     const N: usize = 50_000;
     produce_docs(&services.kafka, &setup.parsed_topic, 0..N, doc_body);
@@ -206,13 +210,19 @@ fn bad_elasticsearch_settings_fail_with_an_error_naming_the_setting() {
     via(&setup, &services, &proxy.url);
     let text = std::fs::read_to_string(&setup.config).unwrap().replace(
         &format!("url = \"{}\"", proxy.url),
-        &format!("url = \"{}\"\nusername = \"elastic\"\npassword = \"wrong-secret\"", proxy.url),
+        &format!(
+            "url = \"{}\"\nusername = \"elastic\"\npassword = \"wrong-secret\"",
+            proxy.url
+        ),
     );
     std::fs::write(&setup.config, text).unwrap();
     let d = Daemon::start("index", &setup.config, setup.dir.path());
     let exited = wait_for(Duration::from_secs(60), || d.log().contains("logpipe: "));
     let log = d.log();
     assert!(exited, "{log}");
-    assert!(log.contains("elasticsearch.username/password") && log.contains("401"), "{log}");
+    assert!(
+        log.contains("elasticsearch.username/password") && log.contains("401"),
+        "{log}"
+    );
     assert!(!log.contains("wrong-secret"), "the password is never logged: {log}");
 }

@@ -191,7 +191,11 @@ mod tests {
 
     #[test]
     fn only_a_missing_endpoint_counts_as_unsupported() {
-        assert!(unsupported(r#"{"error":"no handler found for uri [/_ilm/policy/p] and method [PUT]"}"#));
-        assert!(!unsupported(r#"{"error":{"type":"x_content_parse_exception","reason":"unknown field [foo]"}}"#));
+        assert!(unsupported(
+            r#"{"error":"no handler found for uri [/_ilm/policy/p] and method [PUT]"}"#
+        ));
+        assert!(!unsupported(
+            r#"{"error":{"type":"x_content_parse_exception","reason":"unknown field [foo]"}}"#
+        ));
     }
 }

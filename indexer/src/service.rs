@@ -143,7 +143,10 @@ pub async fn run(
         }
     }
 
-    tracing::info!(in_flight = tasks.len(), "draining: writing the open batch and committing");
+    tracing::info!(
+        in_flight = tasks.len(),
+        "draining: writing the open batch and committing"
+    );
     if !batch.is_empty() {
         tasks.spawn(writer.clone().write(batch.take()));
     }
@@ -166,11 +169,7 @@ pub async fn run(
 }
 
 /// Acknowledges what a writer finished and stores the offsets that moved.
-fn apply(
-    consumer: &StreamConsumer,
-    acks: &mut PartitionAcks,
-    done: Result<Vec<(usize, Seq)>, tokio::task::JoinError>,
-) {
+fn apply(consumer: &StreamConsumer, acks: &mut PartitionAcks, done: Result<Vec<(usize, Seq)>, tokio::task::JoinError>) {
     match done {
         Ok(acked) => {
             for (slot, seq) in acked {

@@ -61,8 +61,13 @@ impl FaultProxy {
             while !stop.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((client, _)) => {
-                        let (mode, requests, gzip, stop, upstream) =
-                            (mode.clone(), requests.clone(), gzip.clone(), stop.clone(), upstream.clone());
+                        let (mode, requests, gzip, stop, upstream) = (
+                            mode.clone(),
+                            requests.clone(),
+                            gzip.clone(),
+                            stop.clone(),
+                            upstream.clone(),
+                        );
                         std::thread::spawn(move || {
                             let _ = serve(client, &upstream, &mode, &requests, &gzip, &stop);
                         });
@@ -270,7 +275,10 @@ pub fn produce_docs(brokers: &str, topic: &str, range: std::ops::Range<usize>, m
 
 /// A plain document for event time 2026-11-22T10:00:00Z.
 pub fn doc_body(i: usize) -> String {
-    format!(r#"{{"@timestamp":"2026-11-22T10:00:00Z","message":"event {i} {}","labels":{{"seq":"{i}"}}}}"#, "x".repeat(200))
+    format!(
+        r#"{{"@timestamp":"2026-11-22T10:00:00Z","message":"event {i} {}","labels":{{"seq":"{i}"}}}}"#,
+        "x".repeat(200)
+    )
 }
 
 /// Resident set size of a process, in KiB.
