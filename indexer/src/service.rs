@@ -88,6 +88,7 @@ pub async fn run(
 
     let mut acks = PartitionAcks::default();
     let mut namer = Namer::new(target);
+    let mut topic: Arc<str> = k.parsed_topic.as_str().into();
     let mut batch = Batch::new(
         cfg.batch_max_events,
         cfg.batch_max_bytes,
@@ -129,7 +130,7 @@ pub async fn run(
             msg = consumer.recv(), if !saturated => match msg {
                 Ok(m) => {
                     health.kafka_ok();
-                    batch.push(to_doc(&m, &mut acks, &mut namer));
+                    batch.push(to_doc(&m, &mut acks, &mut namer, &mut topic));
                 }
                 Err(e) => {
                     health.kafka_failed(&e.to_string());
@@ -212,7 +213,7 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-fn to_doc(m: &BorrowedMessage<'_>, acks: &mut PartitionAcks, namer: &mut Namer) -> Doc {
+fn to_doc(m: &BorrowedMessage<'_>, acks: &mut PartitionAcks, namer: &mut Namer, topic: &mut Arc<str>) -> Doc {
     let (slot, seq) = acks.register(m.topic(), m.partition(), m.offset());
     let headers = m.headers();
     let event_ms = headers.and_then(|h| {
@@ -237,7 +238,13 @@ fn to_doc(m: &BorrowedMessage<'_>, acks: &mut PartitionAcks, namer: &mut Namer) 
         id,
         source: Bytes::copy_from_slice(m.payload().unwrap_or_default()),
         headers: headers.map(|h| h.detach()),
-        topic: m.topic().into(),
+        topic: {
+            // One topic is consumed: share its name instead of copying it per document.
+            if &**topic != m.topic() {
+                *topic = m.topic().into();
+            }
+            topic.clone()
+        },
         partition: m.partition(),
         offset: m.offset(),
     }

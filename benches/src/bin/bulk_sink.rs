@@ -75,7 +75,7 @@ async fn main() -> std::io::Result<()> {
                     .as_bytes(),
                 );
                 answer.extend_from_slice(&json);
-                if s.write_all(&answer).await.is_err() {
+                if s.write_all(&answer).await.is_err() || head.contains("connection: close") {
                     return;
                 }
                 buf.drain(..head_end + len);
