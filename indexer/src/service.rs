@@ -24,7 +24,7 @@ use logpipe_core::shutdown::CancellationToken;
 use logpipe_schemas::{dead_letter, event};
 use rand::Rng;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
+use rdkafka::message::{BorrowedMessage, Header, Headers};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::Message;
 use tokio::task::JoinSet;
@@ -115,7 +115,7 @@ pub async fn run(
             biased;
             _ = shutdown.cancelled() => break,
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                apply(&*consumer, &mut acks, done);
+                apply(&consumer, &mut acks, done);
             }
             _ = lag_tick.tick() => {
                 metrics::gauge!("logpipe_indexer_documents_in_flight").set(acks.in_flight() as f64);
@@ -157,7 +157,7 @@ pub async fn run(
     loop {
         tokio::select! {
             done = tasks.join_next() => match done {
-                Some(done) => apply(&*consumer, &mut acks, done),
+                Some(done) => apply(&consumer, &mut acks, done),
                 None => break,
             },
             _ = &mut deadline, if !stop_writers.is_cancelled() => stop_writers.cancel(),
@@ -428,7 +428,7 @@ impl Writer {
             let h = doc
                 .headers
                 .clone()
-                .unwrap_or_else(OwnedHeaders::new)
+                .unwrap_or_default()
                 .insert(Header {
                     key: dead_letter::HEADER_STAGE,
                     value: Some(dead_letter::Stage::Index.as_str()),
