@@ -15,6 +15,13 @@ fn via(setup: &Setup, services: &Services, url: &str) {
     std::fs::write(&setup.config, text.replace(&services.es, url)).unwrap();
 }
 
+/// Adds `line` to the `[indexer]` section of the setup's config.
+fn indexer_key(setup: &Setup, line: &str) {
+    let text = std::fs::read_to_string(&setup.config).unwrap();
+    let text = text.replacen("[indexer]\n", &format!("[indexer]\n{line}\n"), 1);
+    std::fs::write(&setup.config, text).unwrap();
+}
+
 fn start_indexer(setup: &Setup) -> Daemon {
     let mut d = Daemon::start("index", &setup.config, setup.dir.path());
     let up = wait_for(Duration::from_secs(60), || {
@@ -93,13 +100,14 @@ fn a_type_conflict_is_dead_lettered_with_the_reason_and_the_rest_indexed() {
 #[test]
 fn a_429_storm_of_30_s_loses_nothing_and_memory_stays_bounded() {
     let services = Services::start();
-    let setup = Setup::new(&services, "batch_max_events = 2000\n");
+    let setup = Setup::new(&services, "");
+    indexer_key(&setup, "batch_max_events = 2000");
     let proxy = FaultProxy::start(&services.es);
     via(&setup, &services, &proxy.url);
     let mut indexer = start_indexer(&setup);
     let rss_before = rss_kib(indexer.pid());
     proxy.set(Mode::TooMany);
-    const N: usize = 100_000;
+    const N: usize = 50_000;
     let started = Instant::now();
     produce_docs(&services.kafka, &setup.parsed_topic, 0..N, doc_body);
     let mut max_rss = 0;
@@ -112,12 +120,12 @@ fn a_429_storm_of_30_s_loses_nothing_and_memory_stays_bounded() {
     let index = setup.index_glob();
     assert_eq!(es.count(&index), 0, "nothing passes a 429 storm");
     proxy.set(Mode::Pass);
-    let got = wait_count(&es, &index, N as u64, Duration::from_secs(120), &mut indexer);
+    let got = wait_count(&es, &index, N as u64, Duration::from_secs(240), &mut indexer);
     assert_eq!(got, N as u64, "{}", indexer.log());
-    // 100,000 documents are ~30 MB of JSON; the indexer holds at most
+    // 50,000 documents are ~15 MB of JSON; the indexer holds at most
     // max_in_flight + 1 batches of 2,000 plus librdkafka's prefetch.
     assert!(
-        max_rss < rss_before + 200 * 1024,
+        max_rss < rss_before + 150 * 1024,
         "RSS grew from {rss_before} KiB to {max_rss} KiB during the storm"
     );
     assert!(indexer.terminate(Duration::from_secs(30)));
@@ -140,14 +148,24 @@ fn elasticsearch_stopped_for_30_s_loses_nothing() {
     services.start_elasticsearch();
     let got = wait_count(&es, &index, N as u64, Duration::from_secs(120), &mut indexer);
     assert_eq!(got, N as u64, "{}", indexer.log());
-    assert_eq!(distinct_ids(&es, &index, N).len(), N);
+    assert_eq!(distinct_ids(&es, &index).len(), N);
     assert!(indexer.terminate(Duration::from_secs(30)));
 }
 
 #[test]
 fn kill_9_during_bulk_writes_then_restart_gives_each_document_once() {
     let services = Services::start();
-    let setup = Setup::new(&services, "batch_max_events = 500\n");
+    let setup = Setup::new(&services, "");
+    indexer_key(&setup, "batch_max_events = 500");
+    // Static membership: the restarted indexer takes over the killed one's
+    // partitions at once instead of waiting for its session to expire (the
+    // stand-in's coordinator never completes that rebalance).
+    let text = std::fs::read_to_string(&setup.config).unwrap();
+    std::fs::write(
+        &setup.config,
+        format!("{text}\n[kafka.options]\n\"group.instance.id\" = \"indexer-1\"\n"),
+    )
+    .unwrap();
     let mut indexer = start_indexer(&setup);
     const N: usize = 50_000;
     produce_docs(&services.kafka, &setup.parsed_topic, 0..N, doc_body);
@@ -166,7 +184,7 @@ fn kill_9_during_bulk_writes_then_restart_gives_each_document_once() {
     assert!(at_kill < N as u64);
     assert_eq!(got, N as u64, "{}", indexer.log());
     assert_eq!(es.count(&index), N as u64);
-    assert_eq!(distinct_ids(&es, &index, N).len(), N);
+    assert_eq!(distinct_ids(&es, &index).len(), N);
     assert!(indexer.log().contains("indexer consuming"));
     assert!(indexer.terminate(Duration::from_secs(30)));
 }
@@ -192,13 +210,19 @@ fn bad_elasticsearch_settings_fail_with_an_error_naming_the_setting() {
     via(&setup, &services, &proxy.url);
     let text = std::fs::read_to_string(&setup.config).unwrap().replace(
         &format!("url = \"{}\"", proxy.url),
-        &format!("url = \"{}\"\nusername = \"elastic\"\npassword = \"wrong-secret\"", proxy.url),
+        &format!(
+            "url = \"{}\"\nusername = \"elastic\"\npassword = \"wrong-secret\"",
+            proxy.url
+        ),
     );
     std::fs::write(&setup.config, text).unwrap();
     let d = Daemon::start("index", &setup.config, setup.dir.path());
     let exited = wait_for(Duration::from_secs(60), || d.log().contains("logpipe: "));
     let log = d.log();
     assert!(exited, "{log}");
-    assert!(log.contains("elasticsearch.username/password") && log.contains("401"), "{log}");
+    assert!(
+        log.contains("elasticsearch.username/password") && log.contains("401"),
+        "{log}"
+    );
     assert!(!log.contains("wrong-secret"), "the password is never logged: {log}");
 }

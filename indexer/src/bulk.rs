@@ -108,8 +108,7 @@ struct ItemResult {
 
 /// Reads the per-item results of a `_bulk` response body, in request order.
 pub fn outcomes(response: &[u8], expected: usize) -> Result<Vec<Outcome>, String> {
-    let resp: Response =
-        serde_json::from_slice(response).map_err(|e| format!("unreadable _bulk response: {e}"))?;
+    let resp: Response = serde_json::from_slice(response).map_err(|e| format!("unreadable _bulk response: {e}"))?;
     if resp.items.len() != expected {
         return Err(format!(
             "the _bulk response has {} items for {expected} documents",
@@ -177,7 +176,10 @@ mod tests {
         let lines: Vec<&str> = text.trim_end_matches('\n').split('\n').collect();
         assert_eq!(lines.len(), 4);
         let action: Value = serde_json::from_str(lines[0]).unwrap();
-        assert_eq!(action, json!({"create": {"_index": "logpipe-2026.01.01", "_id": "abc"}}));
+        assert_eq!(
+            action,
+            json!({"create": {"_index": "logpipe-2026.01.01", "_id": "abc"}})
+        );
         assert_eq!(lines[1], "{\"message\":\"m\"}");
         let action: Value = serde_json::from_str(lines[2]).unwrap();
         assert_eq!(action["create"]["_id"], "q\"x");

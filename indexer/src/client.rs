@@ -20,13 +20,11 @@ pub fn build(es: &ElasticsearchConfig) -> anyhow::Result<Elasticsearch> {
     let password = secret(
         es.password.as_deref(),
         es.password_file.as_deref(),
-        PASSWORD_ENV,
         "elasticsearch.password_file",
     )?;
     let api_key = secret(
         es.api_key.as_deref(),
         es.api_key_file.as_deref(),
-        API_KEY_ENV,
         "elasticsearch.api_key_file",
     )?;
     match (&es.username, password, api_key) {
@@ -54,14 +52,9 @@ pub fn build(es: &ElasticsearchConfig) -> anyhow::Result<Elasticsearch> {
     ))
 }
 
-/// Environment variables a secret can come from, so it need not be in a file
-/// that is backed up or shown; the config file's value wins when both are set.
-pub const PASSWORD_ENV: &str = "LOGPIPE_ELASTICSEARCH_PASSWORD";
-pub const API_KEY_ENV: &str = "LOGPIPE_ELASTICSEARCH_API_KEY";
-
-/// A secret from the config value, else its file (trailing newline ignored),
-/// else the environment.
-fn secret(value: Option<&str>, file: Option<&std::path::Path>, env: &str, file_key: &str) -> anyhow::Result<Option<String>> {
+/// A secret from the config value (which the environment can set, as
+/// `LOGPIPE__ELASTICSEARCH__PASSWORD`), else its file (trailing newline ignored).
+fn secret(value: Option<&str>, file: Option<&std::path::Path>, file_key: &str) -> anyhow::Result<Option<String>> {
     if let Some(v) = value {
         return Ok(Some(v.to_string()));
     }
@@ -69,7 +62,7 @@ fn secret(value: Option<&str>, file: Option<&std::path::Path>, env: &str, file_k
         let text = std::fs::read_to_string(file).with_context(|| format!("{file_key} `{}`", file.display()))?;
         return Ok(Some(text.trim_end_matches(['\n', '\r']).to_string()));
     }
-    Ok(std::env::var(env).ok().filter(|v| !v.is_empty()))
+    Ok(None)
 }
 
 /// Checks that Elasticsearch answers and accepts our credentials.

@@ -177,6 +177,22 @@ mod tests {
     }
 
     #[test]
+    fn data_stream_mode_creates_into_the_stream_name() {
+        let mut n = Namer::new(Target::DataStream("logs-logpipe-default".into()));
+        let index = n.index(1_795_391_999_999);
+        assert_eq!(&*index, "logs-logpipe-default");
+        assert_eq!(&*n.index(0), "logs-logpipe-default", "not split by day");
+        let mut body = Vec::new();
+        crate::bulk::push_doc(&mut body, &index, "id-1", br#"{"@timestamp":"2026-11-22T10:00:00Z"}"#);
+        let action: Value = serde_json::from_slice(body.split(|&b| b == b'\n').next().unwrap()).unwrap();
+        // Data streams accept only op_type create.
+        assert_eq!(
+            action,
+            json!({"create": {"_index": "logs-logpipe-default", "_id": "id-1"}})
+        );
+    }
+
+    #[test]
     fn data_stream_template_has_the_flag_and_the_stream_pattern() {
         let t = template(&Target::DataStream("logs-logpipe-default".into()), Some("logpipe")).unwrap();
         assert_eq!(t["data_stream"], json!({}));
@@ -191,7 +207,11 @@ mod tests {
 
     #[test]
     fn only_a_missing_endpoint_counts_as_unsupported() {
-        assert!(unsupported(r#"{"error":"no handler found for uri [/_ilm/policy/p] and method [PUT]"}"#));
-        assert!(!unsupported(r#"{"error":{"type":"x_content_parse_exception","reason":"unknown field [foo]"}}"#));
+        assert!(unsupported(
+            r#"{"error":"no handler found for uri [/_ilm/policy/p] and method [PUT]"}"#
+        ));
+        assert!(!unsupported(
+            r#"{"error":{"type":"x_content_parse_exception","reason":"unknown field [foo]"}}"#
+        ));
     }
 }

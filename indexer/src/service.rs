@@ -24,7 +24,7 @@ use logpipe_core::shutdown::CancellationToken;
 use logpipe_schemas::{dead_letter, event};
 use rand::Rng;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
+use rdkafka::message::{BorrowedMessage, Header, Headers};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::Message;
 use tokio::task::JoinSet;
@@ -88,6 +88,7 @@ pub async fn run(
 
     let mut acks = PartitionAcks::default();
     let mut namer = Namer::new(target);
+    let mut topic: Arc<str> = k.parsed_topic.as_str().into();
     let mut batch = Batch::new(
         cfg.batch_max_events,
         cfg.batch_max_bytes,
@@ -114,7 +115,7 @@ pub async fn run(
             biased;
             _ = shutdown.cancelled() => break,
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                apply(&*consumer, &mut acks, done);
+                apply(&consumer, &mut acks, done);
             }
             _ = lag_tick.tick() => {
                 metrics::gauge!("logpipe_indexer_documents_in_flight").set(acks.in_flight() as f64);
@@ -129,7 +130,7 @@ pub async fn run(
             msg = consumer.recv(), if !saturated => match msg {
                 Ok(m) => {
                     health.kafka_ok();
-                    batch.push(to_doc(&m, &mut acks, &mut namer));
+                    batch.push(to_doc(&m, &mut acks, &mut namer, &mut topic));
                 }
                 Err(e) => {
                     health.kafka_failed(&e.to_string());
@@ -143,7 +144,10 @@ pub async fn run(
         }
     }
 
-    tracing::info!(in_flight = tasks.len(), "draining: writing the open batch and committing");
+    tracing::info!(
+        in_flight = tasks.len(),
+        "draining: writing the open batch and committing"
+    );
     if !batch.is_empty() {
         tasks.spawn(writer.clone().write(batch.take()));
     }
@@ -153,7 +157,7 @@ pub async fn run(
     loop {
         tokio::select! {
             done = tasks.join_next() => match done {
-                Some(done) => apply(&*consumer, &mut acks, done),
+                Some(done) => apply(&consumer, &mut acks, done),
                 None => break,
             },
             _ = &mut deadline, if !stop_writers.is_cancelled() => stop_writers.cancel(),
@@ -166,11 +170,7 @@ pub async fn run(
 }
 
 /// Acknowledges what a writer finished and stores the offsets that moved.
-fn apply(
-    consumer: &StreamConsumer,
-    acks: &mut PartitionAcks,
-    done: Result<Vec<(usize, Seq)>, tokio::task::JoinError>,
-) {
+fn apply(consumer: &StreamConsumer, acks: &mut PartitionAcks, done: Result<Vec<(usize, Seq)>, tokio::task::JoinError>) {
     match done {
         Ok(acked) => {
             for (slot, seq) in acked {
@@ -213,7 +213,7 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-fn to_doc(m: &BorrowedMessage<'_>, acks: &mut PartitionAcks, namer: &mut Namer) -> Doc {
+fn to_doc(m: &BorrowedMessage<'_>, acks: &mut PartitionAcks, namer: &mut Namer, topic: &mut Arc<str>) -> Doc {
     let (slot, seq) = acks.register(m.topic(), m.partition(), m.offset());
     let headers = m.headers();
     let event_ms = headers.and_then(|h| {
@@ -238,7 +238,13 @@ fn to_doc(m: &BorrowedMessage<'_>, acks: &mut PartitionAcks, namer: &mut Namer) 
         id,
         source: Bytes::copy_from_slice(m.payload().unwrap_or_default()),
         headers: headers.map(|h| h.detach()),
-        topic: m.topic().into(),
+        topic: {
+            // One topic is consumed: share its name instead of copying it per document.
+            if &**topic != m.topic() {
+                *topic = m.topic().into();
+            }
+            topic.clone()
+        },
         partition: m.partition(),
         offset: m.offset(),
     }
@@ -422,7 +428,7 @@ impl Writer {
             let h = doc
                 .headers
                 .clone()
-                .unwrap_or_else(OwnedHeaders::new)
+                .unwrap_or_default()
                 .insert(Header {
                     key: dead_letter::HEADER_STAGE,
                     value: Some(dead_letter::Stage::Index.as_str()),

@@ -61,8 +61,13 @@ impl FaultProxy {
             while !stop.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((client, _)) => {
-                        let (mode, requests, gzip, stop, upstream) =
-                            (mode.clone(), requests.clone(), gzip.clone(), stop.clone(), upstream.clone());
+                        let (mode, requests, gzip, stop, upstream) = (
+                            mode.clone(),
+                            requests.clone(),
+                            gzip.clone(),
+                            stop.clone(),
+                            upstream.clone(),
+                        );
                         std::thread::spawn(move || {
                             let _ = serve(client, &upstream, &mode, &requests, &gzip, &stop);
                         });
@@ -270,7 +275,10 @@ pub fn produce_docs(brokers: &str, topic: &str, range: std::ops::Range<usize>, m
 
 /// A plain document for event time 2026-11-22T10:00:00Z.
 pub fn doc_body(i: usize) -> String {
-    format!(r#"{{"@timestamp":"2026-11-22T10:00:00Z","message":"event {i} {}","labels":{{"seq":"{i}"}}}}"#, "x".repeat(200))
+    format!(
+        r#"{{"@timestamp":"2026-11-22T10:00:00Z","message":"event {i} {}","labels":{{"seq":"{i}"}}}}"#,
+        "x".repeat(200)
+    )
 }
 
 /// Resident set size of a process, in KiB.
@@ -285,10 +293,38 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// Every distinct `_id` of the indices matching `index`, paged by `from`.
-pub fn distinct_ids(es: &super::Es, index: &str, expected: usize) -> std::collections::HashSet<String> {
-    es.all_docs(index, expected)
-        .iter()
-        .filter_map(|h| h["_id"].as_str().map(String::from))
-        .collect()
+/// Every distinct `_id` of the indices matching `index`. Paged with
+/// `search_after` on `labels.seq` (every test document has it), because
+/// `from` stops at Elasticsearch's 10,000-hit window.
+pub fn distinct_ids(es: &super::Es, index: &str) -> std::collections::HashSet<String> {
+    let http = reqwest::blocking::Client::new();
+    let _ = http.post(format!("{}/{index}/_refresh", es.url)).send();
+    let mut ids = std::collections::HashSet::new();
+    let mut after: Option<serde_json::Value> = None;
+    loop {
+        let mut body = serde_json::json!({
+            "size": 5000,
+            "query": { "match_all": {} },
+            "sort": [{ "labels.seq": "asc" }],
+            "_source": false
+        });
+        if let Some(a) = &after {
+            body["search_after"] = a.clone();
+        }
+        let v: serde_json::Value = http
+            .post(format!("{}/{index}/_search", es.url))
+            .json(&body)
+            .send()
+            .expect("search")
+            .json()
+            .expect("search JSON");
+        let hits = v["hits"]["hits"].as_array().cloned().unwrap_or_default();
+        if hits.is_empty() {
+            return ids;
+        }
+        for h in &hits {
+            ids.insert(h["_id"].as_str().expect("_id").to_string());
+        }
+        after = Some(hits.last().unwrap()["sort"].clone());
+    }
 }

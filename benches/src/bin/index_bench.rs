@@ -1,0 +1,268 @@
+//! Indexer throughput: fills a parsed topic with realistic ECS documents and
+//! runs one `logpipe index` (release build) against (a) the Elasticsearch
+//! stand-in and (b) `bulk_sink`, an endpoint that accepts instantly.
+//! Reports events/s and CPU-seconds per million events of the indexer
+//! process, measured between 10% and 100% of the documents (start-up and
+//! template install excluded).
+//!
+//! Usage (after `cargo build --release -p logpipe -p logpipe-benches --bins`):
+//!   LOGPIPE_NOIDA_DB=.venv/bin/noida-db-server target/release/index_bench [events] [sink|standin|both]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn main() {
+    let events: usize = std::env::args()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000_000);
+    let which = std::env::args().nth(2).unwrap_or_else(|| "both".into());
+    let bin_dir = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
+    let noida = std::env::var_os("LOGPIPE_NOIDA_DB")
+        .map(PathBuf::from)
+        .expect("set LOGPIPE_NOIDA_DB");
+    let dir = tempfile::tempdir().unwrap();
+    let (kp, ep) = (free_port(), free_port());
+    let log = std::fs::File::create(dir.path().join("noida.log")).unwrap();
+    let _noida = Killed(
+        Command::new(&noida)
+            .args(["start", "--only", "kafka,elasticsearch", "--data-dir"])
+            .arg(dir.path().join("db"))
+            .args(["--kafka-port", &kp.to_string(), "--elasticsearch-port", &ep.to_string()])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting noida-db"),
+    );
+    let brokers = format!("127.0.0.1:{kp}");
+    let es = format!("127.0.0.1:{ep}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(&es, "/").is_none() || TcpStream::connect(&brokers).is_err() {
+        assert!(Instant::now() < deadline, "noida-db did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let topic = "bench-parsed";
+    let started = Instant::now();
+    produce(&brokers, topic, events);
+    eprintln!(
+        "produced {events} documents in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    if which == "sink" || which == "both" {
+        let port = free_port();
+        let _sink = Killed(
+            Command::new(bin_dir.join("bulk_sink"))
+                .arg(port.to_string())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("bulk_sink (build it with --bins)"),
+        );
+        let sink = format!("127.0.0.1:{port}");
+        let up = Instant::now() + Duration::from_secs(10);
+        while get(&sink, "/").is_none() {
+            assert!(Instant::now() < up, "bulk_sink did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        run(
+            "minimal bulk endpoint",
+            &bin_dir,
+            dir.path(),
+            &brokers,
+            topic,
+            &sink,
+            events,
+            || count(&get(&sink, "/_count")?),
+        );
+    }
+    if which == "standin" || which == "both" {
+        run(
+            "noida-db stand-in",
+            &bin_dir,
+            dir.path(),
+            &brokers,
+            topic,
+            &es,
+            events,
+            || {
+                let _ = post(&es, "/bench-*/_refresh");
+                count(&get(&es, "/bench-*/_count")?)
+            },
+        );
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run(
+    name: &str,
+    bin_dir: &Path,
+    dir: &Path,
+    brokers: &str,
+    topic: &str,
+    es: &str,
+    events: usize,
+    mut count: impl FnMut() -> Option<u64>,
+) {
+    let group = format!("bench-{}", name.replace(' ', "-"));
+    let config = dir.join(format!("{group}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "[kafka]\nbrokers = \"{brokers}\"\nparsed_topic = \"{topic}\"\ndead_letter_topic = \"bench-dlq\"\n\n\
+             [elasticsearch]\nurl = \"http://{es}\"\n\n[indexer]\ngroup_id = \"{group}\"\n\
+             index_pattern = \"bench-%Y.%m.%d\"\n[indexer.ops]\nlisten = \"127.0.0.1:0\"\n"
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.join(format!("{group}.log"))).unwrap();
+    let child = Killed(
+        Command::new(bin_dir.join("logpipe"))
+            .args(["index", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "warn")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("logpipe (build it with --release)"),
+    );
+    let pid = child.0.id();
+    let target = events as u64;
+    let from = target / 10;
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    let mut first: Option<(Instant, u64, f64)> = None;
+    loop {
+        let n = count().unwrap_or(0);
+        if first.is_none() && n >= from {
+            first = Some((Instant::now(), n, cpu_seconds(pid)));
+        }
+        if n >= target {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{name}: only {n} of {target} after 30 min");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (t0, n0, cpu0) = first.unwrap();
+    let secs = t0.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(pid) - cpu0;
+    let docs = (target - n0) as f64;
+    println!(
+        "{name}: {:.0} events/s, {:.2} CPU-s per million events ({docs:.0} events in {secs:.2} s, indexer CPU {cpu:.2} s)",
+        docs / secs,
+        cpu / docs * 1e6
+    );
+    drop(child);
+}
+
+/// A parsed ECS document like the parser emits for a syslog line (~600 bytes).
+fn produce(brokers: &str, topic: &str, events: usize) {
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "50")
+        .set("batch.size", "1000000")
+        .set("compression.codec", "lz4")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .expect("producer");
+    for i in 0..events {
+        let key = format!(
+            "web-{}:{:016x}:{}",
+            i % 7,
+            0x9e37_79b9_7f4a_7c15u64.wrapping_mul(i as u64 + 1),
+            i * 187
+        );
+        let payload = format!(
+            concat!(
+                r#"{{"@timestamp":"2026-11-22T10:{:02}:{:02}.{:06}Z","message":"Accepted publickey for deploy from 10.0.{}.{} port {} ssh2: RSA SHA256:8Yx2k0Qv","#,
+                r#""event":{{"original":"<38>Nov 22 10:{:02}:{:02} web-{} sshd[{}]: Accepted publickey for deploy from 10.0.{}.{} port {} ssh2","ingested":"2026-11-22T10:00:01.000000Z","dataset":"system.auth"}},"#,
+                r#""host":{{"name":"web-{}"}},"log":{{"file":{{"path":"/var/log/auth.log"}},"offset":{},"syslog":{{"facility":{{"code":4}},"severity":{{"code":6}}}}}},"#,
+                r#""process":{{"name":"sshd","pid":{}}},"ecs":{{"version":"8.11.0"}}}}"#
+            ),
+            (i / 60) % 60,
+            i % 60,
+            i % 1_000_000,
+            i % 250,
+            i % 200,
+            40000 + i % 20000,
+            (i / 60) % 60,
+            i % 60,
+            i % 7,
+            1000 + i % 5000,
+            i % 250,
+            i % 200,
+            40000 + i % 20000,
+            i % 7,
+            i * 187,
+            1000 + i % 5000
+        );
+        let headers = OwnedHeaders::new().insert(Header {
+            key: "logpipe.event_ms",
+            value: Some("1795341600000"),
+        });
+        let mut record = BaseRecord::to(topic).key(&key).payload(&payload).headers(headers);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    record = r;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(300)).expect("flush");
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+fn count(body: &str) -> Option<u64> {
+    let i = body.find("\"count\":")? + 8;
+    body[i..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+fn get(addr: &str, path: &str) -> Option<String> {
+    http(addr, "GET", path)
+}
+
+fn post(addr: &str, path: &str) -> Option<String> {
+    http(addr, "POST", path)
+}
+
+fn http(addr: &str, method: &str, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.starts_with("HTTP/1.1 200").then_some(out)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
