@@ -7,6 +7,8 @@
 //! real cluster instead; topics and groups get unique names per test then.
 #![allow(dead_code)]
 
+pub mod shipper;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -49,6 +51,11 @@ impl Services {
         };
         s.wait_ready();
         s
+    }
+
+    /// The process id of the noida-db this test started (for fault injection).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     fn wait_ready(&self) {
