@@ -82,5 +82,8 @@ fn twenty_kill_nines_lose_nothing_and_resend_only_the_window() {
         "re-sent {} lines, more than {KILLS} crashes x {WINDOW} in flight",
         report.resent
     );
-    assert!(shipper.terminate(Duration::from_secs(30)), "shipper did not drain cleanly");
+    assert!(
+        shipper.terminate(Duration::from_secs(30)),
+        "shipper did not drain cleanly"
+    );
 }

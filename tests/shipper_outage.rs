@@ -40,9 +40,9 @@ fn broker_stopped_for_30s_loses_nothing_with_bounded_memory() {
         if stopped && i == 2 * LINES / 3 {
             // Keep writing during the outage, then hold it until 30 s passed.
             w.flush();
-            std::thread::sleep(Duration::from_secs(30).saturating_sub(Duration::from_secs_f64(
-                (LINES / 3) as f64 / 20_000.0,
-            )));
+            std::thread::sleep(
+                Duration::from_secs(30).saturating_sub(Duration::from_secs_f64((LINES / 3) as f64 / 20_000.0)),
+            );
             shipper.assert_running();
             signal(broker, "CONT");
             stopped = false;
@@ -70,6 +70,12 @@ fn broker_stopped_for_30s_loses_nothing_with_bounded_memory() {
     );
     // The file (45 MB) is the buffer, not memory: librdkafka's queue is
     // capped at 64 MiB and the shipper's own buffers at a chunk per file.
-    assert!(peak_kib < 160 * 1024, "peak RSS {peak_kib} KiB: memory not bounded by the queue");
-    assert!(shipper.terminate(Duration::from_secs(30)), "shipper did not drain cleanly");
+    assert!(
+        peak_kib < 160 * 1024,
+        "peak RSS {peak_kib} KiB: memory not bounded by the queue"
+    );
+    assert!(
+        shipper.terminate(Duration::from_secs(30)),
+        "shipper did not drain cleanly"
+    );
 }

@@ -108,7 +108,10 @@ fn rotation_storm_loses_nothing_and_keeps_file_order() {
         "{report:#?}\nshipper log (tail):\n{}",
         tail(&shipper.log(), 60)
     );
-    assert!(shipper.terminate(Duration::from_secs(30)), "shipper did not drain cleanly");
+    assert!(
+        shipper.terminate(Duration::from_secs(30)),
+        "shipper did not drain cleanly"
+    );
 }
 
 fn tail(s: &str, n: usize) -> String {

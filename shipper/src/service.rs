@@ -320,7 +320,12 @@ impl State<'_> {
             if done {
                 tracing::info!(path = %w.path.display(), "done with file");
                 // A copy of it (copytruncate) resumes from here.
-                checkpoints.set(w.fingerprint, w.tracker.committed(), &w.path.to_string_lossy(), now_ms());
+                checkpoints.set(
+                    w.fingerprint,
+                    w.tracker.committed(),
+                    &w.path.to_string_lossy(),
+                    now_ms(),
+                );
                 *slot = None;
             }
         }

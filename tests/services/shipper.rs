@@ -36,10 +36,7 @@ impl ShipSetup {
         std::fs::create_dir_all(&logs).unwrap();
         let data = dir.path().join("data");
         let topic = format!("raw-{}", unique("s").replace('-', ""));
-        let include: Vec<String> = include
-            .iter()
-            .map(|p| format!("\"{}/{p}\"", logs.display()))
-            .collect();
+        let include: Vec<String> = include.iter().map(|p| format!("\"{}/{p}\"", logs.display())).collect();
         let config = dir.path().join("logpipe.toml");
         let text = format!(
             r#"
@@ -297,7 +294,9 @@ pub fn check(records: &[RawRecord], expected: &[(&str, u64)]) -> Report {
             continue;
         };
         if r.value != line(&stream, seq).as_bytes() {
-            report.errors.push(format!("corrupt line {:?}", String::from_utf8_lossy(&r.value)));
+            report
+                .errors
+                .push(format!("corrupt line {:?}", String::from_utf8_lossy(&r.value)));
         }
         match marks.get_mut(seq as usize) {
             Some(m) => {
