@@ -41,6 +41,10 @@ struct Watched {
     /// A delivery failed: resend everything after the checkpoint.
     needs_rewind: bool,
     last_progress: Instant,
+    /// Lines acknowledged since the checkpoint file was last written. With
+    /// the lines in flight they make up what a crash would re-send, so the
+    /// two together are held under `max_in_flight_lines`.
+    unpersisted: usize,
 }
 
 #[derive(Default)]
@@ -72,6 +76,7 @@ pub fn run(
         discover: Discover::new(&cfg.inputs),
         counters: Counters::default(),
         fatal_backoff_until: None,
+        next_slot: 0,
     };
 
     let poll = Duration::from_millis(cfg.poll_interval_ms);
@@ -84,7 +89,10 @@ pub fn run(
             state.discover(&mut checkpoints);
             last_discover = Instant::now();
         }
-        let progressed = state.read_all();
+        // Reading yields to discovery at every poll interval: a rotated
+        // file must be opened before logrotate deletes it, however many
+        // busy files there are to read.
+        let progressed = state.read_all(last_discover + poll);
         state.apply_acks(
             &acks,
             &mut checkpoints,
@@ -94,8 +102,9 @@ pub fn run(
                 Some(Duration::from_millis(20))
             },
         );
-        if last_checkpoint.elapsed() >= checkpoint_every {
+        if last_checkpoint.elapsed() >= checkpoint_every || state.window_needs_persist() {
             checkpoints.persist()?;
+            state.persisted();
             state.report();
             last_checkpoint = Instant::now();
         }
@@ -134,6 +143,9 @@ struct State<'a> {
     discover: Discover,
     counters: Counters,
     fatal_backoff_until: Option<Instant>,
+    /// Where the next reading pass starts, so a pass cut short by its
+    /// deadline does not starve the files after it.
+    next_slot: usize,
 }
 
 impl State<'_> {
@@ -170,15 +182,22 @@ impl State<'_> {
         let Some(fp) = fingerprint::of_file(&file)? else {
             return Ok(()); // no complete first line yet
         };
-        if self.slots.iter().flatten().any(|w| !w.retired && w.fingerprint == fp) {
+        if self.slots.iter().flatten().any(|w| w.fingerprint == fp) {
             // Same content as a file already tailed: a copy made by
-            // copytruncate rotation, or a hard link. Its lines were read there.
+            // copytruncate rotation, or a hard link. While the original is
+            // open its lines are read there; once it was truncated and
+            // everything it sent is acknowledged, it is let go and the copy
+            // is opened here again, resuming at the checkpoint, so the lines
+            // written just before the truncation are read from the copy.
             return Ok(());
         }
+        // The same inode as a file that was truncated: new content from 0.
+        let truncated_in_place = self.slots.iter().flatten().any(|w| w.retired && w.dev_ino == id);
         let start = match checkpoints.get(fp) {
             // Shorter than the checkpoint: rewritten while we were away.
             Some(off) if off > len => 0,
             Some(off) => off,
+            None if truncated_in_place => 0,
             None if self.cfg.start_at == StartAt::End => len,
             None => 0,
         };
@@ -187,7 +206,7 @@ impl State<'_> {
             path: path.to_path_buf(),
             fingerprint: fp,
             dev_ino: id,
-            tail: Tail::new(file, start, self.cfg.max_line_bytes),
+            tail: Tail::new(file, start, self.cfg.max_line_bytes).verify_identity(fp),
             tracker: AckTracker::new(start),
             key: raw::record_key(self.host, fp).into_bytes(),
             fixed_headers: fixed_headers(self.host, path, fp),
@@ -195,6 +214,7 @@ impl State<'_> {
             retired: false,
             needs_rewind: false,
             last_progress: Instant::now(),
+            unpersisted: 0,
         };
         match self.slots.iter().position(Option::is_none) {
             Some(i) => self.slots[i] = Some(w),
@@ -204,27 +224,34 @@ impl State<'_> {
     }
 
     /// One pass of reading over every file. Returns whether anything moved.
-    fn read_all(&mut self) -> bool {
+    fn read_all(&mut self, deadline: Instant) -> bool {
         if self.fatal_backoff_until.is_some_and(|t| Instant::now() < t) {
             return false;
         }
         let partial = Duration::from_millis(self.cfg.partial_line_timeout_ms);
         let max_in_flight = self.cfg.max_in_flight_lines;
         let mut progressed = false;
-        for slot in 0..self.slots.len() {
+        let n = self.slots.len();
+        for i in 0..n {
+            if i > 0 && Instant::now() >= deadline {
+                self.next_slot = (self.next_slot + i) % n;
+                return true;
+            }
+            let slot = (self.next_slot + i) % n;
             let Some(w) = self.slots[slot].as_mut() else { continue };
             if w.needs_rewind {
                 let pos = w.tracker.rewind();
                 w.tail.rewind(pos);
                 w.needs_rewind = false;
             }
-            if w.retired || w.tracker.in_flight() >= max_in_flight {
+            if w.retired || w.tracker.in_flight() + w.unpersisted >= max_in_flight {
                 continue;
             }
+            let unpersisted = w.unpersisted;
             let (producer, topic, counters) = (&self.producer, self.topic, &mut self.counters);
             let mut fatal = None;
             let outcome = w.tail.poll(partial, |line| {
-                if w.tracker.in_flight() >= max_in_flight {
+                if w.tracker.in_flight() + unpersisted >= max_in_flight {
                     return false;
                 }
                 let headers = produce::line_headers(&w.fixed_headers, line.offset, now_ms(), line.truncated);
@@ -261,13 +288,26 @@ impl State<'_> {
                 Err(e) => tracing::warn!(path = %w.path.display(), error = %e, "read failed; will retry"),
             }
         }
-        self.release_finished();
         progressed
+    }
+
+    /// Whether some file's re-send window is half full of acknowledged lines
+    /// that only a checkpoint write would take out of it.
+    fn window_needs_persist(&self) -> bool {
+        let half = (self.cfg.max_in_flight_lines / 2).max(1);
+        self.slots.iter().flatten().any(|w| w.unpersisted >= half)
+    }
+
+    /// The checkpoint file was written: nothing acknowledged is unpersisted.
+    fn persisted(&mut self) {
+        for w in self.slots.iter_mut().flatten() {
+            w.unpersisted = 0;
+        }
     }
 
     /// Lets go of files that are done: truncated ones once acknowledged, and
     /// rotated ones once read to the end, acknowledged and idle.
-    fn release_finished(&mut self) {
+    fn release_finished(&mut self, checkpoints: &mut Checkpoints) {
         let idle = Duration::from_millis(self.cfg.rotated_idle_close_ms);
         for slot in self.slots.iter_mut() {
             let Some(w) = slot else { continue };
@@ -279,6 +319,13 @@ impl State<'_> {
                         && w.tail.file_len().is_ok_and(|len| len == w.tail.consumed())));
             if done {
                 tracing::info!(path = %w.path.display(), "done with file");
+                // A copy of it (copytruncate) resumes from here.
+                checkpoints.set(
+                    w.fingerprint,
+                    w.tracker.committed(),
+                    &w.path.to_string_lossy(),
+                    now_ms(),
+                );
                 *slot = None;
             }
         }
@@ -313,11 +360,14 @@ impl State<'_> {
         if n > 0 {
             let now = now_ms();
             for w in self.slots.iter_mut().flatten() {
+                let before = w.tracker.in_flight();
                 if let Some(pos) = w.tracker.advance() {
+                    w.unpersisted += before - w.tracker.in_flight();
                     checkpoints.set(w.fingerprint, pos, &w.path.to_string_lossy(), now);
                 }
             }
         }
+        self.release_finished(checkpoints);
         n
     }
 

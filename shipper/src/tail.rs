@@ -54,6 +54,10 @@ pub struct Tail {
     max_line: usize,
     /// When `buf` last grew, to flush a last line that never gets its newline.
     last_growth: Instant,
+    /// The file's fingerprint, checked after every read: a file truncated and
+    /// rewritten past our position (copytruncate while we lag) keeps its
+    /// length growing, so only its changed first line gives it away.
+    identity: Option<u64>,
 }
 
 impl Tail {
@@ -65,7 +69,15 @@ impl Tail {
             long: None,
             max_line,
             last_growth: Instant::now(),
+            identity: None,
         }
+    }
+
+    /// Checks after every read that the file still starts with the line
+    /// whose fingerprint is `fp`, and reports [`Outcome::Truncated`] otherwise.
+    pub fn verify_identity(mut self, fp: u64) -> Self {
+        self.identity = Some(fp);
+        self
     }
 
     /// Position up to which lines were handed to the sink.
@@ -113,6 +125,14 @@ impl Tail {
             self.buf.resize(old + want, 0);
             let n = self.file.read_at(&mut self.buf[old..], read_at)?;
             self.buf.truncate(old + n);
+            // Checked after the read: if the first line is still ours now,
+            // the bytes just read were written before any truncation.
+            if let Some(fp) = self.identity {
+                if n > 0 && crate::fingerprint::of_file(&self.file)? != Some(fp) {
+                    self.buf.truncate(old);
+                    return Ok(Outcome::Truncated);
+                }
+            }
             grew = n > 0;
             if grew {
                 self.last_growth = Instant::now();
@@ -295,6 +315,27 @@ mod tests {
         collect(&mut t, Duration::from_secs(60));
         f.as_file().set_len(0).unwrap();
         assert_eq!(t.poll(Duration::from_secs(60), |_| true).unwrap(), Outcome::Truncated);
+    }
+
+    #[test]
+    fn detects_a_truncated_file_rewritten_past_the_position() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(b"first\nsecond\n").unwrap();
+        let fp = crate::fingerprint::of_prefix(b"first\n").unwrap();
+        let mut t = Tail::new(f.reopen().unwrap(), 0, 1024).verify_identity(fp);
+        collect(&mut t, Duration::from_secs(60));
+        f.as_file().set_len(0).unwrap();
+        let mut g = f.reopen().unwrap();
+        g.write_all(b"other first line\nand more of it\n").unwrap();
+        let mut got = Vec::new();
+        let o = t
+            .poll(Duration::from_secs(60), |l| {
+                got.push(l.bytes.to_vec());
+                true
+            })
+            .unwrap();
+        assert_eq!(o, Outcome::Truncated);
+        assert!(got.is_empty(), "read the new content at the old position: {got:?}");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 pub mod imds;
 pub mod s3;
+pub mod shipper;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
