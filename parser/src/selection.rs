@@ -91,7 +91,10 @@ mod tests {
     use super::*;
     use logpipe_config::ParserSource;
 
-    fn cfg(format: &str, sources: &[(Option<&str>, Option<&str>, Option<&str>, &str)]) -> ParserConfig {
+    /// (topic, host, path, format) of one rule.
+    type RuleSpec<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>, &'a str);
+
+    fn cfg(format: &str, sources: &[RuleSpec<'_>]) -> ParserConfig {
         let text = format!("[parser]\nformat = \"{format}\"\n");
         let mut c = logpipe_config::load_str(std::path::Path::new("t.toml"), &text, std::iter::empty())
             .unwrap()
