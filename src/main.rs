@@ -182,11 +182,9 @@ fn daemon(path: &Path, role: Role) -> anyhow::Result<()> {
             Role::Parse => {
                 let cfg = config.parser(path)?.clone();
                 ops::serve(cfg.ops.listen.as_deref(), 9602, ready.clone()).await?;
-                logpipe_core::kafka::ensure_topics(
-                    &kafka,
-                    &[&kafka.raw_topic, &kafka.parsed_topic, &kafka.dead_letter_topic],
-                )
-                .await?;
+                let mut topics = logpipe_parser::service::raw_topics(&cfg, &kafka);
+                topics.extend([kafka.parsed_topic.as_str(), kafka.dead_letter_topic.as_str()]);
+                logpipe_core::kafka::ensure_topics(&kafka, &topics).await?;
                 ready.set_ready();
                 tokio::task::spawn_blocking(move || logpipe_parser::service::run(&cfg, &kafka, token)).await?
             }

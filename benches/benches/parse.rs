@@ -34,9 +34,17 @@ fn ctx() -> LineContext<'static> {
 }
 
 fn corpus_lines(rel: &str) -> Vec<String> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/corpus")
-        .join(rel);
+    // `shared/corpus` next to the checkout (or a worktree of it), or $LOGPIPE_CORPUS.
+    let root = std::env::var_os("LOGPIPE_CORPUS")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .ancestors()
+                .map(|a| a.join("shared/corpus"))
+                .find(|c| c.is_dir())
+        })
+        .expect("no shared/corpus above the workspace; set LOGPIPE_CORPUS");
+    let p = root.join(rel);
     let data = std::fs::read(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
     String::from_utf8_lossy(&data)
         .split('\n')

@@ -181,13 +181,39 @@ pub enum StartAt {
 pub struct ParserConfig {
     #[serde(default = "default_parser_group")]
     pub group_id: String,
-    /// `auto` detects the format per line; or one of `rfc5424`, `rfc3164`, `json`.
+    /// The format of records no `[[parser.sources]]` rule matches: `auto`
+    /// detects it per line; or one of [`PARSER_FORMATS`].
     #[serde(default = "default_format")]
     pub format: String,
+    /// Raw topics to consume; `kafka.raw_topic` when empty. More than one lets
+    /// `[[parser.sources]]` pick a format per topic (say, one filled by rsyslog).
+    #[serde(default)]
+    pub topics: Vec<String>,
+    /// Per-source format selection: the first rule whose every given glob
+    /// matches the record wins; no match falls back to `format`.
+    #[serde(default)]
+    pub sources: Vec<ParserSource>,
     #[serde(default = "default_drain_secs")]
     pub drain_timeout_secs: u64,
     #[serde(default)]
     pub ops: OpsConfig,
+}
+
+/// The format names `parser.format` and `parser.sources[].format` accept.
+pub const PARSER_FORMATS: [&str; 6] = ["auto", "rfc5424", "rfc3164", "access", "json", "logfmt"];
+
+/// One `[[parser.sources]]` rule. Each of `topic`, `host` and `path` is a glob
+/// (`*`, `?`, `[...]`) over the record's topic, its `logpipe.host` header and
+/// its `logpipe.path` header; an absent key matches anything, but a rule must
+/// give at least one. A `host` or `path` rule never matches a record without
+/// logpipe headers (rsyslog, kcat): use `topic` for those.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParserSource {
+    pub topic: Option<String>,
+    pub host: Option<String>,
+    pub path: Option<String>,
+    pub format: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -177,6 +177,28 @@ impl Config {
             if p.group_id.is_empty() {
                 bad("parser.group_id", "a non-empty consumer group id");
             }
+            let formats = format!("one of {}", crate::PARSER_FORMATS.join(", "));
+            if !crate::PARSER_FORMATS.contains(&p.format.as_str()) {
+                bad("parser.format", &formats);
+            }
+            for (i, t) in p.topics.iter().enumerate() {
+                if t.is_empty() || t.len() > 249 {
+                    bad(&format!("parser.topics[{i}]"), "a topic name of 1 to 249 characters");
+                }
+            }
+            for (i, src) in p.sources.iter().enumerate() {
+                if !crate::PARSER_FORMATS.contains(&src.format.as_str()) {
+                    bad(&format!("parser.sources[{i}].format"), &formats);
+                }
+                if src.topic.is_none() && src.host.is_none() && src.path.is_none() {
+                    bad(&format!("parser.sources[{i}]"), "at least one of topic, host or path");
+                }
+                for (name, g) in [("topic", &src.topic), ("host", &src.host), ("path", &src.path)] {
+                    if let Some(Err(e)) = g.as_deref().map(glob::Pattern::new) {
+                        bad(&format!("parser.sources[{i}].{name}"), &format!("a valid glob ({e})"));
+                    }
+                }
+            }
         }
         if let Some(ix) = &self.indexer {
             if ix.batch_max_events == 0 {
@@ -337,6 +359,43 @@ batch_max_events = 10
         let c = load(GOOD, &[]).unwrap();
         let e = c.parser(Path::new("f.toml")).unwrap_err();
         assert_eq!(e.to_string(), "f.toml: key `parser`: expected a [parser] section");
+    }
+
+    #[test]
+    fn parser_sources_are_validated() {
+        let text = format!(
+            "{GOOD}\n[parser]\nformat = \"syslog\"\n[[parser.sources]]\npath = \"/var/log/[x\"\nformat = \"access\"\n\
+             [[parser.sources]]\nformat = \"json\"\n[[parser.sources]]\ntopic = \"raw-*\"\nformat = \"nginx\"\n"
+        );
+        let errs = load(&text, &[]).unwrap_err();
+        let keys: Vec<_> = errs.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "parser.format",
+                "parser.sources[0].path",
+                "parser.sources[1]",
+                "parser.sources[2].format"
+            ]
+        );
+        assert!(
+            errs[0].expected.contains("one of auto, rfc5424"),
+            "{}",
+            errs[0].expected
+        );
+        assert!(errs[1]
+            .to_string()
+            .starts_with("f.toml: key `parser.sources[0].path`: expected a valid glob"));
+
+        let ok = format!(
+            "{GOOD}\n[parser]\ntopics = [\"logpipe-raw\", \"rsyslog-raw\"]\n\
+             [[parser.sources]]\ntopic = \"rsyslog-*\"\nformat = \"rfc5424\"\n\
+             [[parser.sources]]\nhost = \"web-*\"\npath = \"/var/log/nginx/*.log\"\nformat = \"access\"\n"
+        );
+        let p = load(&ok, &[]).unwrap().parser.unwrap();
+        assert_eq!(p.format, "auto");
+        assert_eq!(p.topics.len(), 2);
+        assert_eq!(p.sources[1].host.as_deref(), Some("web-*"));
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! Kafka consumer/producer around them.
 
 pub mod formats;
+pub mod selection;
 pub mod service;
 
 pub use formats::{parse, Format, LineContext, ParseError};
+pub use selection::FormatSelector;

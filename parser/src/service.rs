@@ -21,19 +21,21 @@ use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::producer::Producer as _;
 use rdkafka::{Message, Offset};
 
-use crate::formats::{self, Format, LineContext};
+use crate::formats::{self, LineContext};
+use crate::selection::FormatSelector;
 
 /// Records consumed but not acknowledged before consumption pauses.
 const MAX_IN_FLIGHT: usize = 200_000;
 
 pub fn run(cfg: &ParserConfig, k: &KafkaConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let format: Format = cfg.format.parse().map_err(|e| anyhow::anyhow!("parser.format: {e}"))?;
+    let formats = FormatSelector::from_config(cfg)?;
+    let topics = raw_topics(cfg, k);
     let consumer: BaseConsumer = kafka::consumer_config(k, &cfg.group_id)
         .create()
         .context("creating the Kafka consumer")?;
     consumer
-        .subscribe(&[&k.raw_topic])
-        .with_context(|| format!("subscribing to {}", k.raw_topic))?;
+        .subscribe(&topics)
+        .with_context(|| format!("subscribing to {}", topics.join(", ")))?;
     let (ctx, acks_rx) = delivery::ack_channel();
     let producer: AckProducer = kafka::producer_config(k)
         .create_with_context(ctx)
@@ -43,7 +45,7 @@ pub fn run(cfg: &ParserConfig, k: &KafkaConfig, shutdown: CancellationToken) -> 
     let mut out = Vec::with_capacity(4096);
     let (mut parsed, mut failed) = (0u64, 0u64);
     let mut last_store = Instant::now();
-    tracing::info!(topic = %k.raw_topic, group = %cfg.group_id, ?format, "parser consuming");
+    tracing::info!(topics = %topics.join(","), group = %cfg.group_id, format = %cfg.format, rules = cfg.sources.len(), "parser consuming");
 
     while !shutdown.is_cancelled() {
         apply_acks(&acks_rx, &mut acks);
@@ -61,7 +63,7 @@ pub fn run(cfg: &ParserConfig, k: &KafkaConfig, shutdown: CancellationToken) -> 
             Some(Ok(msg)) => {
                 let (slot, seq) = acks.register(msg.topic(), msg.partition(), msg.offset());
                 let opaque = delivery::pack(slot, seq);
-                let ok = handle(&msg, format, k, &producer, opaque, &mut out, &acks_rx, &mut acks);
+                let ok = handle(&msg, &formats, k, &producer, opaque, &mut out, &acks_rx, &mut acks);
                 if ok {
                     parsed += 1
                 } else {
@@ -89,6 +91,15 @@ pub fn run(cfg: &ParserConfig, k: &KafkaConfig, shutdown: CancellationToken) -> 
     Ok(())
 }
 
+/// The topics to consume: `parser.topics`, or `kafka.raw_topic` when empty.
+pub fn raw_topics<'c>(cfg: &'c ParserConfig, k: &'c KafkaConfig) -> Vec<&'c str> {
+    if cfg.topics.is_empty() {
+        vec![k.raw_topic.as_str()]
+    } else {
+        cfg.topics.iter().map(String::as_str).collect()
+    }
+}
+
 /// A record polled while paused cannot be handled now: rewind the partition
 /// to it so it is consumed again later.
 fn seek_back(consumer: &BaseConsumer, msg: &BorrowedMessage<'_>) {
@@ -105,7 +116,7 @@ fn seek_back(consumer: &BaseConsumer, msg: &BorrowedMessage<'_>) {
 #[allow(clippy::too_many_arguments)]
 fn handle(
     msg: &BorrowedMessage<'_>,
-    format: Format,
+    formats: &FormatSelector,
     k: &KafkaConfig,
     producer: &AckProducer,
     opaque: usize,
@@ -133,6 +144,7 @@ fn handle(
         Some(m) => id::line_id(&m.host, m.fingerprint, m.offset),
         None => id::kafka_record_id(msg.topic(), msg.partition(), msg.offset()),
     };
+    let format = formats.select(msg.topic(), ctx.host, ctx.path);
     let parsed = formats::parse(format, line, &ctx);
     let ok = parsed.is_ok();
     let (topic, payload, extra): (&str, &[u8], Vec<(&str, String)>) = match parsed {

@@ -105,37 +105,37 @@ impl Event<'_> {
 
     fn write_ecs(&self, out: &mut Vec<u8>) {
         let mut w = ObjWriter::open(out);
-        w.key(b"@timestamp");
+        w.key(k!("@timestamp"));
         push_ts(w.out, self.timestamp);
         if let Some(m) = &self.message {
-            w.str_field(b"message", m);
+            w.str_field(k!("message"), m);
         }
 
-        w.begin(b"event");
-        w.lossy_field(b"original", self.original);
-        w.key(b"ingested");
+        w.begin(k!("event"));
+        w.lossy_field(k!("original"), self.original);
+        w.key(k!("ingested"));
         push_ts(w.out, self.ingested);
         if !self.dataset.is_empty() {
-            w.str_field(b"dataset", self.dataset);
+            w.str_field(k!("dataset"), self.dataset);
         }
         w.end();
 
         if let Some(h) = &self.host_name {
-            w.begin(b"host");
-            w.str_field(b"name", h);
+            w.begin(k!("host"));
+            w.str_field(k!("name"), h);
             w.end();
         }
 
         let has_file = self.log_file_path.is_some();
         if has_file || self.log_offset.is_some() || self.syslog.is_some() {
-            w.begin(b"log");
+            w.begin(k!("log"));
             if let Some(p) = &self.log_file_path {
-                w.begin(b"file");
-                w.str_field(b"path", p);
+                w.begin(k!("file"));
+                w.str_field(k!("path"), p);
                 w.end();
             }
             if let Some(o) = self.log_offset {
-                w.num_field(b"offset", o);
+                w.num_field(k!("offset"), o);
             }
             if let Some(s) = &self.syslog {
                 write_syslog(&mut w, s);
@@ -144,12 +144,12 @@ impl Event<'_> {
         }
         if let Some(s) = &self.syslog {
             if s.appname.is_some() || s.procid.is_some() {
-                w.begin(b"process");
+                w.begin(k!("process"));
                 if let Some(a) = &s.appname {
-                    w.str_field(b"name", a);
+                    w.str_field(k!("name"), a);
                 }
                 if let Some(pid) = s.procid.as_deref().and_then(|p| p.parse::<u64>().ok()) {
-                    w.num_field(b"pid", pid);
+                    w.num_field(k!("pid"), pid);
                 }
                 w.end();
             }
@@ -162,38 +162,39 @@ impl Event<'_> {
 }
 
 fn write_syslog(w: &mut ObjWriter<'_>, s: &Syslog<'_>) {
-    w.begin(b"syslog");
+    w.begin(k!("syslog"));
     if let Some(pri) = s.priority {
-        w.num_field(b"priority", pri as u64);
-        w.begin(b"facility");
-        w.num_field(b"code", (pri >> 3) as u64);
+        w.num_field(k!("priority"), pri as u64);
+        w.begin(k!("facility"));
+        w.num_field(k!("code"), (pri >> 3) as u64);
         w.end();
-        w.begin(b"severity");
-        w.num_field(b"code", (pri & 7) as u64);
+        w.begin(k!("severity"));
+        w.num_field(k!("code"), (pri & 7) as u64);
         w.end();
     }
     if let Some(v) = s.version {
-        w.num_field(b"version", v as u64);
+        w.num_field(k!("version"), v as u64);
     }
     for (name, value) in [
-        (&b"hostname"[..], &s.hostname),
-        (b"appname", &s.appname),
-        (b"procid", &s.procid),
-        (b"msgid", &s.msgid),
+        (k!("hostname"), &s.hostname),
+        (k!("appname"), &s.appname),
+        (k!("procid"), &s.procid),
+        (k!("msgid"), &s.msgid),
     ] {
         if let Some(v) = value {
             w.str_field(name, v);
         }
     }
     if !s.structured_data.is_empty() {
-        w.begin(b"structured_data");
+        w.begin(k!("structured_data"));
         for el in &s.structured_data {
-            w.key(el.id.as_bytes());
-            let mut inner = ObjWriter::open(w.out);
-            for (k, v) in &el.params {
-                inner.str_field(k.as_bytes(), v);
+            w.dyn_key(el.id.as_bytes());
+            w.push_level();
+            for (name, v) in &el.params {
+                w.dyn_key(name.as_bytes());
+                push_json_str(w.out, v.as_bytes());
             }
-            inner.close();
+            w.end();
         }
         w.end();
     }
@@ -202,50 +203,50 @@ fn write_syslog(w: &mut ObjWriter<'_>, s: &Syslog<'_>) {
 
 fn write_access(w: &mut ObjWriter<'_>, a: &Access<'_>) {
     if let Some(ip) = &a.source_ip {
-        w.begin(b"source");
-        w.str_field(b"ip", ip);
+        w.begin(k!("source"));
+        w.str_field(k!("ip"), ip);
         w.end();
     }
     if let Some(u) = &a.user_name {
-        w.begin(b"user");
-        w.str_field(b"name", u);
+        w.begin(k!("user"));
+        w.str_field(k!("name"), u);
         w.end();
     }
-    w.begin(b"http");
+    w.begin(k!("http"));
     if a.method.is_some() || a.referrer.is_some() {
-        w.begin(b"request");
+        w.begin(k!("request"));
         if let Some(m) = &a.method {
-            w.str_field(b"method", m);
+            w.str_field(k!("method"), m);
         }
         if let Some(r) = &a.referrer {
-            w.str_field(b"referrer", r);
+            w.str_field(k!("referrer"), r);
         }
         w.end();
     }
     if let Some(v) = &a.http_version {
-        w.str_field(b"version", v);
+        w.str_field(k!("version"), v);
     }
     if a.status_code.is_some() || a.body_bytes.is_some() {
-        w.begin(b"response");
+        w.begin(k!("response"));
         if let Some(s) = a.status_code {
-            w.num_field(b"status_code", s as u64);
+            w.num_field(k!("status_code"), s as u64);
         }
         if let Some(b) = a.body_bytes {
-            w.begin(b"body");
-            w.num_field(b"bytes", b);
+            w.begin(k!("body"));
+            w.num_field(k!("bytes"), b);
             w.end();
         }
         w.end();
     }
     w.end();
     if let Some(u) = &a.url {
-        w.begin(b"url");
-        w.str_field(b"original", u);
+        w.begin(k!("url"));
+        w.str_field(k!("original"), u);
         w.end();
     }
     if let Some(ua) = &a.user_agent {
-        w.begin(b"user_agent");
-        w.str_field(b"original", ua);
+        w.begin(k!("user_agent"));
+        w.str_field(k!("original"), ua);
         w.end();
     }
 }
@@ -273,91 +274,155 @@ fn push_ts(out: &mut Vec<u8>, ts: Micros) {
     out.push(b'"');
 }
 
-/// A minimal streaming JSON object writer: it only tracks whether a comma is
-/// due. Nesting is expressed with `begin`/`end` pairs on a stack of flags.
+/// `"name":` for a literal key: keys of our own need no escaping, so they are
+/// written as one constant slice.
+macro_rules! k {
+    ($k:literal) => {
+        concat!("\"", $k, "\":").as_bytes()
+    };
+}
+use k;
+
+/// A minimal streaming JSON object writer. It only tracks, per open object,
+/// whether a comma is due: one bit per nesting level, so writing a document
+/// allocates nothing.
 struct ObjWriter<'o> {
     out: &'o mut Vec<u8>,
-    first: Vec<bool>,
+    /// Bit `d` set: the object at depth `d` already has a member.
+    has_member: u64,
+    depth: u32,
 }
 
 impl<'o> ObjWriter<'o> {
     fn open(out: &'o mut Vec<u8>) -> Self {
         out.push(b'{');
-        ObjWriter { out, first: vec![true] }
+        ObjWriter {
+            out,
+            has_member: 0,
+            depth: 0,
+        }
     }
 
-    fn key(&mut self, k: &[u8]) {
-        let first = self.first.last_mut().expect("open object");
-        if !*first {
+    #[inline]
+    fn comma(&mut self) {
+        let bit = 1u64 << self.depth;
+        if self.has_member & bit != 0 {
             self.out.push(b',');
         }
-        *first = false;
+        self.has_member |= bit;
+    }
+
+    /// A key written by [`k!`] (quoted, with its colon).
+    #[inline]
+    fn key(&mut self, quoted: &[u8]) {
+        self.comma();
+        self.out.extend_from_slice(quoted);
+    }
+
+    /// A key that comes from the input and may need escaping.
+    fn dyn_key(&mut self, k: &[u8]) {
+        self.comma();
         push_json_str(self.out, k);
         self.out.push(b':');
     }
 
-    fn begin(&mut self, k: &[u8]) {
-        self.key(k);
-        self.out.push(b'{');
-        self.first.push(true);
+    #[inline]
+    fn begin(&mut self, quoted: &[u8]) {
+        self.key(quoted);
+        self.push_level();
     }
 
+    #[inline]
+    fn push_level(&mut self) {
+        self.out.push(b'{');
+        self.depth += 1;
+        // Documents nest a handful of levels; 64 is far beyond any of them.
+        debug_assert!(self.depth < 64);
+        self.has_member &= !(1u64 << self.depth);
+    }
+
+    #[inline]
     fn end(&mut self) {
-        self.first.pop();
+        self.depth = self.depth.saturating_sub(1);
         self.out.push(b'}');
     }
 
-    fn close(mut self) {
-        self.end();
+    fn close(self) {
+        self.out.push(b'}');
     }
 
-    fn str_field(&mut self, k: &[u8], v: &str) {
-        self.key(k);
+    #[inline]
+    fn str_field(&mut self, quoted: &[u8], v: &str) {
+        self.key(quoted);
         push_json_str(self.out, v.as_bytes());
     }
 
-    fn lossy_field(&mut self, k: &[u8], v: &[u8]) {
-        self.key(k);
+    fn lossy_field(&mut self, quoted: &[u8], v: &[u8]) {
+        self.key(quoted);
         match std::str::from_utf8(v) {
             Ok(s) => push_json_str(self.out, s.as_bytes()),
             Err(_) => push_json_str(self.out, String::from_utf8_lossy(v).as_bytes()),
         }
     }
 
-    fn num_field(&mut self, k: &[u8], v: u64) {
-        self.key(k);
+    #[inline]
+    fn num_field(&mut self, quoted: &[u8], v: u64) {
+        self.key(quoted);
         let mut buf = itoa_buf(v);
         self.out.extend_from_slice(buf.as_bytes_mut());
     }
 }
 
-/// Writes a JSON string. `s` must be valid UTF-8; only `"`, `\` and control
-/// characters need escaping, and the common case (none present) is one copy.
-pub fn push_json_str(out: &mut Vec<u8>, s: &[u8]) {
-    out.push(b'"');
-    let mut start = 0;
-    for (i, &b) in s.iter().enumerate() {
-        let esc: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f => b"",
-            _ => continue,
-        };
-        out.extend_from_slice(&s[start..i]);
-        if esc.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[(b >> 4) as usize]);
-            out.push(HEX[(b & 15) as usize]);
-        } else {
-            out.extend_from_slice(esc);
+/// Index of the first byte that JSON strings must escape (`"`, `\`, or a
+/// control character below 0x20), eight bytes at a time. Per word, each test
+/// flags its lowest true match exactly (false positives, from borrows, can
+/// only sit above a true one), so the lowest flag of the union is a true match.
+#[inline]
+fn find_escape(s: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while i + 8 <= s.len() {
+        let w = u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
+        let q = w ^ (LO * b'"' as u64);
+        let b = w ^ (LO * b'\\' as u64);
+        let flags = (q.wrapping_sub(LO) & !q | b.wrapping_sub(LO) & !b | w.wrapping_sub(LO * 0x20) & !w) & HI;
+        if flags != 0 {
+            return Some(i + (flags.trailing_zeros() / 8) as usize);
         }
-        start = i + 1;
+        i += 8;
     }
-    out.extend_from_slice(&s[start..]);
+    s[i..]
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .map(|p| i + p)
+}
+
+/// Writes a JSON string. `s` must be valid UTF-8; only `"`, `\` and control
+/// characters need escaping, and runs of other bytes are copied in bulk.
+pub fn push_json_str(out: &mut Vec<u8>, s: &[u8]) {
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    let mut rest = s;
+    while let Some(i) = find_escape(rest) {
+        out.extend_from_slice(&rest[..i]);
+        let b = rest[i];
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(b >> 4) as usize]);
+                out.push(HEX[(b & 15) as usize]);
+            }
+        }
+        rest = &rest[i + 1..];
+    }
+    out.extend_from_slice(rest);
     out.push(b'"');
 }
 
@@ -460,6 +525,57 @@ mod tests {
         };
         let v = parse(&e);
         assert_eq!(v["event"]["original"], "a\u{fffd}\u{1}b");
+    }
+
+    #[test]
+    fn string_escapes_match_serde_json_at_every_position() {
+        // Each escapable byte (and a non-ASCII char) at each offset of strings
+        // around the 8-byte word size, so both the word loop and the tail see it.
+        let specials = [
+            "\"", "\\", "\n", "\r", "\t", "\u{1}", "\u{1f}", "\u{7f}", "é", "\u{2028}",
+        ];
+        for len in 0..20 {
+            for pos in 0..=len {
+                for sp in specials {
+                    let mut s = "a".repeat(pos);
+                    s.push_str(sp);
+                    s.push_str(&"b".repeat(len - pos));
+                    s.push_str(sp);
+                    let mut ours = Vec::new();
+                    push_json_str(&mut ours, s.as_bytes());
+                    assert_eq!(
+                        String::from_utf8(ours).unwrap(),
+                        serde_json::to_string(&s).unwrap(),
+                        "{s:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sd_ids_and_names_are_escaped_and_objects_close() {
+        let e = Event {
+            syslog: Some(Syslog {
+                structured_data: vec![
+                    SdElement {
+                        id: "a\\b".into(),
+                        params: vec![("x\\y".into(), "1".into()), ("z".into(), "\"".into())],
+                    },
+                    SdElement {
+                        id: "empty".into(),
+                        params: vec![],
+                    },
+                ],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let v = parse(&e);
+        let sd = &v["log"]["syslog"]["structured_data"];
+        assert_eq!(sd["a\\b"]["x\\y"], "1");
+        assert_eq!(sd["a\\b"]["z"], "\"");
+        assert_eq!(sd["empty"], serde_json::json!({}));
     }
 
     #[test]
