@@ -11,6 +11,7 @@ pub mod ack;
 pub mod delivery;
 pub mod health;
 pub mod kafka;
+pub mod lag;
 pub mod ops;
 pub mod shutdown;
 

@@ -363,6 +363,7 @@ impl Writer {
             match outcome {
                 Outcome::Indexed => {
                     indexed += 1;
+                    logpipe_core::lag::observe("index", ingest_ms(&doc));
                     acked.push((doc.slot, doc.seq));
                 }
                 Outcome::Duplicate => {
@@ -458,6 +459,17 @@ impl Writer {
             }
         }
     }
+}
+
+/// When the shipper read the document's line (its `logpipe.ingest_ms`
+/// header), or 0 for records from other producers.
+fn ingest_ms(doc: &Doc) -> i64 {
+    use rdkafka::message::Headers;
+    doc.headers
+        .as_ref()
+        .and_then(|h| h.iter().find(|h| h.key == logpipe_schemas::raw::HEADER_INGEST_MS))
+        .and_then(|h| std::str::from_utf8(h.value?).ok()?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Exponential backoff from 100 ms, capped at [`MAX_BACKOFF`], with jitter

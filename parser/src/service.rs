@@ -134,6 +134,9 @@ fn handle(
         .filter(|ms| *ms > 0)
         .or_else(|| msg.timestamp().to_millis())
         .unwrap_or_else(logpipe_core::now_ms);
+    if let Some(m) = &meta {
+        logpipe_core::lag::observe("parse", m.ingest_ms);
+    }
     let ctx = LineContext {
         ingest: ingest_ms * 1000,
         host: meta.as_ref().map(|m| m.host.as_str()),

@@ -377,6 +377,9 @@ impl State<'_> {
         metrics::counter!("logpipe_shipper_lines_total", "outcome" => "read").increment(c.lines_read);
         metrics::counter!("logpipe_shipper_bytes_total", "outcome" => "read").increment(c.bytes_read);
         metrics::counter!("logpipe_shipper_lines_total", "outcome" => "acked").increment(c.lines_acked);
+        // The names every stage shares (README, Operations).
+        metrics::counter!("logpipe_events_total", "stage" => "ship", "outcome" => "read").increment(c.lines_read);
+        metrics::counter!("logpipe_events_total", "stage" => "ship", "outcome" => "acked").increment(c.lines_acked);
         metrics::counter!("logpipe_shipper_lines_total", "outcome" => "truncated").increment(c.lines_truncated);
         metrics::counter!("logpipe_shipper_delivery_failures_total").increment(c.delivery_failures);
         metrics::gauge!("logpipe_shipper_open_files").set(self.slots.iter().flatten().count() as f64);

@@ -685,7 +685,7 @@ fn stage_totals(daemons: &[Daemon]) -> (f64, f64, f64) {
                 &text,
                 "logpipe_events_total",
                 &[("stage", "ship"), ("outcome", "acked")],
-            ) + scrape::sum(&text, "logpipe_shipper_lines_total", &[("outcome", "acked")]);
+            );
         } else if d.name.starts_with("parser") {
             parsed += scrape::sum(&text, "logpipe_events_total", &[("stage", "parse")]);
         } else {
