@@ -26,7 +26,7 @@ pub fn observe(stage: &'static str, ingest_ms: i64) {
         c.set(n);
         n
     });
-    if n % EVERY == 0 {
+    if n.is_multiple_of(EVERY) {
         let lag = (crate::now_ms() - ingest_ms).max(0) as f64 / 1000.0;
         metrics::histogram!("logpipe_event_lag_seconds", "stage" => stage).record(lag);
     }
