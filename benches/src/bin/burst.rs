@@ -577,7 +577,7 @@ include = ["{logs}/*.log"]
     );
     let _ = writeln!(
         out,
-        "missing lines {}, duplicate ids {}, lines stored twice {}, 409 answers (re-deliveries absorbed) {}{}; daemons' exits: {}",
+        "lines not indexed when the bench stopped waiting {}, duplicate ids {}, lines stored twice {}, 409 answers (re-deliveries absorbed) {}{}; daemons' exits: {}",
         truly_missing.len(),
         tl.duplicate_ids,
         tl.seqs_seen_twice,
@@ -589,7 +589,7 @@ include = ["{logs}/*.log"]
     if !truly_missing.is_empty() {
         let _ = writeln!(
             out,
-            "first missing sequence numbers: {:?}",
+            "first sequence numbers not indexed: {:?}",
             &truly_missing[..truly_missing.len().min(20)]
         );
     }
