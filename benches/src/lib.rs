@@ -4,4 +4,5 @@
 pub mod gen;
 pub mod proc_stats;
 pub mod scrape;
+pub mod services;
 pub mod sink;

@@ -17,7 +17,9 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+use logpipe_benches::services::{free_port, noida_bin, KillOnDrop, Noida};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,23 +27,10 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGCONT) };
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_moto(dir: &Path) -> (Proc, String) {
+fn start_moto(dir: &Path) -> (KillOnDrop, String) {
     let port = free_port();
     let log = std::fs::File::create(dir.join("moto.log")).unwrap();
-    let child = Proc(
+    let child = KillOnDrop(
         Command::new(root().join(".venv/bin/moto_server"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(log.try_clone().unwrap())
@@ -197,21 +186,7 @@ fn drain() {
         .unwrap_or(1 << 30);
     let dir = tempfile::tempdir().unwrap();
     let (moto, s3) = start_moto(dir.path());
-    let (kp, ep) = (free_port(), free_port());
-    let log = std::fs::File::create(dir.path().join("noida.log")).unwrap();
-    let _noida = Proc(
-        Command::new(root().join(".venv/bin/noida-db-server"))
-            .args(["start", "--only", "kafka,elasticsearch", "--data-dir"])
-            .arg(dir.path().join("db"))
-            .args(["--kafka-port", &kp.to_string(), "--elasticsearch-port", &ep.to_string()])
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("noida-db-server (run scripts/setup)"),
-    );
-    while std::net::TcpStream::connect(("127.0.0.1", kp)).is_err() {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let noida = Noida::start(&noida_bin(), dir.path(), true).expect("noida-db");
     let notice = Arc::new(Mutex::new(false));
     let imds_url = imds(notice.clone());
     let logs = dir.path().join("logs");
@@ -223,7 +198,7 @@ fn drain() {
             r#"[host]
 name = "bench"
 [kafka]
-brokers = "127.0.0.1:{kp}"
+brokers = "{kafka}"
 [shipper]
 data_dir = "{data}"
 [[shipper.inputs]]
@@ -244,6 +219,7 @@ enabled = true
 imds_endpoint = "{imds_url}"
 poll_interval_ms = 200
 "#,
+            kafka = noida.kafka,
             data = dir.path().join("data").display(),
             logs = logs.display(),
         ),
@@ -253,7 +229,7 @@ poll_interval_ms = 200
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target/release/logpipe"));
     let shipper_log = std::fs::File::create(dir.path().join("ship.log")).unwrap();
-    let mut ship = Proc(
+    let mut ship = KillOnDrop(
         Command::new(bin)
             .args(["ship", "--config"])
             .arg(&config)

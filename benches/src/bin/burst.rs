@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Parser;
 use logpipe_benches::gen::{self, Kind};
+use logpipe_benches::services::{self, Noida};
 use logpipe_benches::sink::{self, Mode, SharedTally};
 use logpipe_benches::{proc_stats, scrape};
 
@@ -173,9 +174,6 @@ fn main() -> anyhow::Result<()> {
             args.logpipe.display()
         );
     }
-    if !args.noida.exists() {
-        bail!("{} not found: run scripts/setup first", args.noida.display());
-    }
     let mut results = Vec::new();
     for run in args.runs.split(',').map(str::trim).filter(|r| !r.is_empty()) {
         let scale = match run {
@@ -235,38 +233,14 @@ fn run_once(args: &Args, run: &str, schedule: Schedule) -> anyhow::Result<RunRes
     );
 
     // The broker (and, for the stand-in run, Elasticsearch).
-    let (kafka_port, es_port) = (free_port(), free_port());
-    let noida_log = std::fs::File::create(dir.join("noida.log"))?;
-    let mut noida = Command::new(&args.noida);
-    noida
-        .args(["start", "--data-dir"])
-        .arg(dir.join("db"))
-        .args(["--kafka-port", &kafka_port.to_string()]);
-    if run == "standin" {
-        noida.args([
-            "--only",
-            "kafka,elasticsearch",
-            "--elasticsearch-port",
-            &es_port.to_string(),
-        ]);
-    } else {
-        noida.args(["--only", "kafka"]);
-    }
-    let noida = noida
-        .stdout(noida_log.try_clone()?)
-        .stderr(noida_log)
-        .spawn()
-        .context("starting noida-db")?;
+    let noida = Noida::start(&args.noida, &dir, run == "standin")?;
+    let brokers = noida.kafka.clone();
+    let es = noida.es.clone();
     // Owns every process of the run, and kills what is left when the run ends, however it ends.
     let mut procs = Procs {
-        noida,
+        _noida: noida,
         daemons: Vec::new(),
     };
-    let brokers = format!("127.0.0.1:{kafka_port}");
-    wait_for_port(kafka_port, Duration::from_secs(30)).context("noida-db's Kafka port")?;
-    if run == "standin" {
-        wait_for_port(es_port, Duration::from_secs(30)).context("noida-db's Elasticsearch port")?;
-    }
 
     // The bulk endpoint, on its own small runtime.
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -275,7 +249,7 @@ fn run_once(args: &Args, run: &str, schedule: Schedule) -> anyhow::Result<RunRes
         .build()?;
     let tally = SharedTally::default();
     let mode = if run == "standin" {
-        Mode::Forward(format!("http://127.0.0.1:{es_port}"))
+        Mode::Forward(format!("http://{}", es.as_deref().expect("started with Elasticsearch")))
     } else {
         Mode::Instant
     };
@@ -306,7 +280,7 @@ include = ["{logs}/*.log"]
     )?;
 
     let start = |role: &str, name: &str, section: &str| -> anyhow::Result<Daemon> {
-        let ops = format!("127.0.0.1:{}", free_port());
+        let ops = format!("127.0.0.1:{}", services::free_port());
         let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
         let child = Command::new(&args.logpipe)
             .args([role, "--config"])
@@ -467,11 +441,7 @@ include = ["{logs}/*.log"]
 
     let total_written = written.load(Ordering::Relaxed);
     let dead = count_dead_letters(&brokers);
-    let es_count = if run == "standin" {
-        rt.block_on(es_count(es_port)).ok()
-    } else {
-        None
-    };
+    let es_count = es.as_deref().and_then(|addr| rt.block_on(es_count(addr)).ok());
     drop(rt);
 
     let tl = tally.lock().unwrap();
@@ -745,9 +715,9 @@ fn count_dead_letters(brokers: &str) -> DeadLetters {
     out
 }
 
-async fn es_count(port: u16) -> anyhow::Result<u64> {
+async fn es_count(addr: &str) -> anyhow::Result<u64> {
     let client = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
+    let base = format!("http://{addr}");
     client.post(format!("{base}/logpipe-*/_refresh")).send().await?;
     let body = client
         .get(format!("{base}/logpipe-*/_count"))
@@ -939,25 +909,6 @@ fn chrono_date() -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for_port(port: u16, limit: Duration) -> anyhow::Result<()> {
-    let until = Instant::now() + limit;
-    while Instant::now() < until {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    bail!("port {port} did not open within {limit:?}")
-}
-
 fn wait_for_metrics(d: &Daemon, limit: Duration) -> anyhow::Result<()> {
     let until = Instant::now() + limit;
     while Instant::now() < until {
@@ -985,13 +936,14 @@ fn wait_timeout(child: &mut Child, limit: Duration) -> String {
 /// The processes of one run. Dropping it kills whatever still runs, so a
 /// failed run leaves no broker or daemon behind.
 struct Procs {
-    noida: Child,
+    /// Killed by its own guard, after the daemons (fields drop after `drop`).
+    _noida: Noida,
     daemons: Vec<Daemon>,
 }
 
 impl Drop for Procs {
     fn drop(&mut self) {
-        for c in self.daemons.iter_mut().map(|d| &mut d.child).chain([&mut self.noida]) {
+        for c in self.daemons.iter_mut().map(|d| &mut d.child) {
             if let Ok(None) = c.try_wait() {
                 let _ = c.kill();
                 let _ = c.wait();

@@ -9,22 +9,15 @@
 //!   LOGPIPE_NOIDA_DB=.venv/bin/noida-db-server target/release/index_bench [events] [sink|standin|both]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use logpipe_benches::services::{free_port, noida_bin, KillOnDrop, Noida};
 use rdkafka::config::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn main() {
     let events: usize = std::env::args()
@@ -33,26 +26,13 @@ fn main() {
         .unwrap_or(1_000_000);
     let which = std::env::args().nth(2).unwrap_or_else(|| "both".into());
     let bin_dir = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
-    let noida = std::env::var_os("LOGPIPE_NOIDA_DB")
-        .map(PathBuf::from)
-        .expect("set LOGPIPE_NOIDA_DB");
     let dir = tempfile::tempdir().unwrap();
-    let (kp, ep) = (free_port(), free_port());
-    let log = std::fs::File::create(dir.path().join("noida.log")).unwrap();
-    let _noida = Killed(
-        Command::new(&noida)
-            .args(["start", "--only", "kafka,elasticsearch", "--data-dir"])
-            .arg(dir.path().join("db"))
-            .args(["--kafka-port", &kp.to_string(), "--elasticsearch-port", &ep.to_string()])
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("starting noida-db"),
-    );
-    let brokers = format!("127.0.0.1:{kp}");
-    let es = format!("127.0.0.1:{ep}");
+    let noida = Noida::start(&noida_bin(), dir.path(), true).expect("starting noida-db");
+    let brokers = noida.kafka.clone();
+    let es = noida.es.clone().expect("started with Elasticsearch");
+    // Up is not ready: wait until its Elasticsearch API answers.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while get(&es, "/").is_none() || TcpStream::connect(&brokers).is_err() {
+    while get(&es, "/").is_none() {
         assert!(Instant::now() < deadline, "noida-db did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -66,7 +46,7 @@ fn main() {
 
     if which == "sink" || which == "both" {
         let port = free_port();
-        let _sink = Killed(
+        let _sink = KillOnDrop(
             Command::new(bin_dir.join("bulk_sink"))
                 .arg(port.to_string())
                 .stderr(Stdio::null())
@@ -130,7 +110,7 @@ fn run(
     )
     .unwrap();
     let log = std::fs::File::create(dir.join(format!("{group}.log"))).unwrap();
-    let child = Killed(
+    let child = KillOnDrop(
         Command::new(bin_dir.join("logpipe"))
             .args(["index", "--config"])
             .arg(&config)
@@ -261,8 +241,4 @@ fn http(addr: &str, method: &str, path: &str) -> Option<String> {
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
     out.starts_with("HTTP/1.1 200").then_some(out)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
