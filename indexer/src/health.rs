@@ -3,65 +3,57 @@
 //! request) is not a reason to take the indexer out of rotation.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use logpipe_core::ops::Readiness;
 
-#[derive(Clone)]
-pub struct Health(Arc<Inner>);
+/// `Readiness` keeps one reason per dependency; these are the indexer's own
+/// (the daemon's metadata watcher reports under `"kafka"` besides).
+const KAFKA: &str = "kafka-consumer";
+const ELASTICSEARCH: &str = "elasticsearch";
 
-struct Inner {
+#[derive(Clone)]
+pub struct Health {
     ready: Readiness,
-    kafka_ok: AtomicBool,
-    es_ok: AtomicBool,
-    /// (Kafka's problem, Elasticsearch's problem); updated under one lock so
-    /// the readiness reason always matches the flags.
-    reasons: Mutex<(Option<String>, Option<String>)>,
+    /// Last state reported, so the per-record `kafka_ok` takes no lock.
+    kafka_ok: Arc<AtomicBool>,
+    es_ok: Arc<AtomicBool>,
 }
 
 impl Health {
     pub fn new(ready: Readiness) -> Health {
-        Health(Arc::new(Inner {
+        ready.set(KAFKA, Err("starting".into()));
+        ready.set(ELASTICSEARCH, Err("starting".into()));
+        // From here on the two dependencies speak for the stage.
+        ready.set_ready();
+        Health {
             ready,
-            kafka_ok: AtomicBool::new(false),
-            es_ok: AtomicBool::new(false),
-            reasons: Mutex::new((Some("starting".into()), Some("starting".into()))),
-        }))
+            kafka_ok: Arc::default(),
+            es_ok: Arc::default(),
+        }
     }
 
     /// Cheap when nothing changes: called for every consumed record.
     pub fn kafka_ok(&self) {
-        if !self.0.kafka_ok.swap(true, Ordering::AcqRel) {
-            self.update(|r| r.0 = None);
+        if !self.kafka_ok.swap(true, Ordering::AcqRel) {
+            self.ready.set(KAFKA, Ok(()));
         }
     }
 
     pub fn kafka_failed(&self, why: &str) {
-        self.0.kafka_ok.store(false, Ordering::Release);
-        let why = format!("Kafka: {why}");
-        self.update(|r| r.0 = Some(why));
+        self.kafka_ok.store(false, Ordering::Release);
+        self.ready.set(KAFKA, Err(format!("Kafka: {why}")));
     }
 
     pub fn es_ok(&self) {
-        if !self.0.es_ok.swap(true, Ordering::AcqRel) {
-            self.update(|r| r.1 = None);
+        if !self.es_ok.swap(true, Ordering::AcqRel) {
+            self.ready.set(ELASTICSEARCH, Ok(()));
         }
     }
 
     pub fn es_failed(&self, why: &str) {
-        self.0.es_ok.store(false, Ordering::Release);
-        let why = format!("Elasticsearch: {why}");
-        self.update(|r| r.1 = Some(why));
-    }
-
-    fn update(&self, f: impl FnOnce(&mut (Option<String>, Option<String>))) {
-        let mut r = self.0.reasons.lock().expect("poisoned");
-        f(&mut r);
-        match (&r.0, &r.1) {
-            (None, None) => self.0.ready.set_ready(),
-            (Some(a), Some(b)) => self.0.ready.set_not_ready(format!("{a}; {b}")),
-            (Some(a), None) | (None, Some(a)) => self.0.ready.set_not_ready(a.clone()),
-        }
+        self.es_ok.store(false, Ordering::Release);
+        self.ready.set(ELASTICSEARCH, Err(format!("Elasticsearch: {why}")));
     }
 }
 

@@ -363,7 +363,7 @@ impl Writer {
             match outcome {
                 Outcome::Indexed => {
                     indexed += 1;
-                    logpipe_core::lag::observe("index", ingest_ms(&doc));
+                    logpipe_core::lag::observe("index", || ingest_ms(&doc));
                     acked.push((doc.slot, doc.seq));
                 }
                 Outcome::Duplicate => {

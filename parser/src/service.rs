@@ -135,7 +135,7 @@ fn handle(
         .or_else(|| msg.timestamp().to_millis())
         .unwrap_or_else(logpipe_core::now_ms);
     if let Some(m) = &meta {
-        logpipe_core::lag::observe("parse", m.ingest_ms);
+        logpipe_core::lag::observe("parse", || m.ingest_ms);
     }
     let ctx = LineContext {
         ingest: ingest_ms * 1000,
