@@ -181,7 +181,7 @@ const CLIENT: &str = "<13>1 2026-11-23T08:00:00Z test-host client - - - ";
 fn message(i: u64) -> Vec<u8> {
     let mut m = CLIENT.as_bytes().to_vec();
     m.extend_from_slice(line("tcp", i).as_bytes());
-    if i % 10 == 0 {
+    if i.is_multiple_of(10) {
         m.extend_from_slice(b"\n\tat continuation line");
     }
     m

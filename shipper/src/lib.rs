@@ -10,6 +10,7 @@ pub mod archive;
 pub mod checkpoint;
 pub mod discover;
 pub mod fingerprint;
+pub mod multiline;
 pub mod produce;
 pub mod rotate;
 pub mod service;

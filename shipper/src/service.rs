@@ -22,6 +22,7 @@ use rdkafka::producer::Producer as _;
 use crate::checkpoint::Checkpoints;
 use crate::discover::Discover;
 use crate::fingerprint;
+use crate::multiline::{self, Joiner};
 use crate::produce::{self, Ack, Producer, SendError};
 use crate::tail::{Outcome, Tail};
 
@@ -45,6 +46,8 @@ struct Watched {
     /// the lines in flight they make up what a crash would re-send, so the
     /// two together are held under `max_in_flight_lines`.
     unpersisted: usize,
+    /// Multiline joining, when the file's input asks for it.
+    multiline: Option<Joiner>,
 }
 
 #[derive(Default)]
@@ -215,6 +218,7 @@ impl State<'_> {
             needs_rewind: false,
             last_progress: Instant::now(),
             unpersisted: 0,
+            multiline: multiline::for_path(&self.cfg.inputs, path),
         };
         match self.slots.iter().position(Option::is_none) {
             Some(i) => self.slots[i] = Some(w),
@@ -243,6 +247,9 @@ impl State<'_> {
                 let pos = w.tracker.rewind();
                 w.tail.rewind(pos);
                 w.needs_rewind = false;
+                if let Some(j) = &mut w.multiline {
+                    j.clear();
+                }
             }
             if w.retired || w.tracker.in_flight() + w.unpersisted >= max_in_flight {
                 continue;
@@ -250,18 +257,19 @@ impl State<'_> {
             let unpersisted = w.unpersisted;
             let (producer, topic, counters) = (&self.producer, self.topic, &mut self.counters);
             let mut fatal = None;
-            let outcome = w.tail.poll(partial, |line| {
-                if w.tracker.in_flight() + unpersisted >= max_in_flight {
+            let (tracker, key, fixed) = (&mut w.tracker, &w.key, &w.fixed_headers);
+            let mut send = |offset: u64, end: u64, bytes: &[u8], truncated: Option<u64>| {
+                if tracker.in_flight() + unpersisted >= max_in_flight {
                     return false;
                 }
-                let headers = produce::line_headers(&w.fixed_headers, line.offset, now_ms(), line.truncated);
-                let opaque = produce::pack(slot, w.tracker.next_seq());
-                match produce::send_line(producer, topic, &w.key, line.bytes, headers, opaque) {
+                let headers = produce::line_headers(fixed, offset, now_ms(), truncated);
+                let opaque = produce::pack(slot, tracker.next_seq());
+                match produce::send_line(producer, topic, key, bytes, headers, opaque) {
                     Ok(()) => {
-                        w.tracker.register(line.end);
+                        tracker.register(end);
                         counters.lines_read += 1;
-                        counters.bytes_read += line.bytes.len() as u64;
-                        counters.lines_truncated += line.truncated.is_some() as u64;
+                        counters.bytes_read += bytes.len() as u64;
+                        counters.lines_truncated += truncated.is_some() as u64;
                         true
                     }
                     Err(SendError::QueueFull) => false,
@@ -270,7 +278,15 @@ impl State<'_> {
                         false
                     }
                 }
+            };
+            let multi = &mut w.multiline;
+            let outcome = w.tail.poll(partial, |line| match multi {
+                None => send(line.offset, line.end, line.bytes, line.truncated),
+                Some(j) => j.offer(&line, |e| send(e.offset, e.end, &e.bytes, e.truncated)),
             });
+            if let Some(j) = multi {
+                j.flush_expired(|e| send(e.offset, e.end, &e.bytes, e.truncated));
+            }
             if let Some(e) = fatal {
                 tracing::error!(error = %e, "cannot enqueue to Kafka; retrying in 1s");
                 self.fatal_backoff_until = Some(Instant::now() + Duration::from_secs(1));
@@ -313,6 +329,9 @@ impl State<'_> {
             let Some(w) = slot else { continue };
             let done = w.tracker.in_flight() == 0
                 && !w.needs_rewind
+                // A retired file's pending event is re-read from the copy,
+                // which resumes at the checkpoint: its start.
+                && (w.retired || w.multiline.as_ref().is_none_or(Joiner::is_empty))
                 && (w.retired
                     || (w.rotated
                         && w.last_progress.elapsed() >= idle

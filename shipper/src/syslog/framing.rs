@@ -113,7 +113,7 @@ impl Framer {
         }
     }
 
-    /// Adds bytes read from the stream. Call [`next`](Self::next) until it
+    /// Adds bytes read from the stream. Call [`next_frame`](Self::next_frame) until it
     /// returns `Ok(None)` before pushing more, so the buffer stays bounded.
     pub fn push(&mut self, data: &[u8]) {
         if self.start > 0 {
