@@ -20,12 +20,12 @@ fn event(i: u64) -> String {
         i % 60,
         i % 1000
     );
-    if i % 5 != 0 {
+    if !i.is_multiple_of(5) {
         e.push_str(&format!("\njava.lang.IllegalStateException: state {i}"));
         for j in 0..i % 14 {
             e.push_str(&format!("\n\tat com.example.Svc.step{j}(Svc.java:{})", 10 + j));
         }
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             e.push_str("\nCaused by: java.io.IOException: broken pipe\n\t... 3 more");
         }
     }

@@ -19,6 +19,12 @@ pub mod supervise;
 pub mod syslog;
 pub mod tail;
 
+/// Gauges the shipper has not set for this long vanish from `/metrics`
+/// (`logpipe_core::ops::expire_idle_gauges`): that is how a file's series go
+/// away once the file is let go. Every gauge the shipper keeps is set at
+/// least every `checkpoint_interval_ms` or every second.
+pub const IDLE_GAUGES: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The shipper as `logpipe ship` runs it: the tailer, plus rotation, archive
 /// and spot drain when configured (see `supervise`), plus the syslog
 /// listeners on their own thread when configured (see `syslog`).

@@ -130,6 +130,10 @@ struct Stream {
 /// from one peer in the same nanosecond.
 static STREAMS: AtomicU64 = AtomicU64::new(0);
 
+/// Open TCP connections, published every second (idle gauges expire, see
+/// `crate::IDLE_GAUGES`).
+static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
+
 impl Stream {
     fn new(host: &str, listener: Listener, peer: SocketAddr) -> Stream {
         let source = format!("syslog/{}/{peer}", listener.name());
@@ -277,11 +281,18 @@ async fn serve(
         tasks.spawn(receive(s, shared.clone()));
     }
     let resend = tokio::spawn(resend(shared.clone(), retry_rx));
+    let gauges = tokio::spawn(async {
+        loop {
+            metrics::gauge!("logpipe_shipper_syslog_connections").set(CONNECTIONS.load(Ordering::Relaxed) as f64);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
     while tasks.join_next().await.is_some() {}
     tracing::info!("syslog: listeners closed; flushing the producer");
     let s = shared.clone();
     let flushed = tokio::task::spawn_blocking(move || s.producer.flush(s.drain)).await?;
     resend.abort();
+    gauges.abort();
     if let Err(e) = flushed {
         tracing::warn!(error = %e, "syslog: not everything was acknowledged before the drain deadline");
     }
@@ -312,9 +323,9 @@ async fn accept(listener: tokio::net::TcpListener, shared: Arc<Shared>, max: usi
         };
         let s = shared.clone();
         conns.spawn(async move {
-            metrics::gauge!("logpipe_shipper_syslog_connections").increment(1.0);
+            CONNECTIONS.fetch_add(1, Ordering::Relaxed);
             connection(sock, peer, &s).await;
-            metrics::gauge!("logpipe_shipper_syslog_connections").decrement(1.0);
+            CONNECTIONS.fetch_sub(1, Ordering::Relaxed);
             drop(permit);
         });
         while conns.try_join_next().is_some() {}
