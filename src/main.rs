@@ -173,6 +173,7 @@ fn daemon(path: &Path, role: Role) -> anyhow::Result<()> {
         match role {
             Role::Ship => {
                 let cfg = config.shipper(path)?.clone();
+                ops::expire_idle_gauges(logpipe_shipper::IDLE_GAUGES);
                 ops::serve(cfg.ops.listen.as_deref(), 9601, ready.clone()).await?;
                 logpipe_core::kafka::ensure_topics(&kafka, &[&kafka.raw_topic]).await?;
                 ready.set_ready();

@@ -154,6 +154,46 @@ pub struct ShipperConfig {
     pub archive: Option<ArchiveConfig>,
     #[serde(default)]
     pub spot: SpotConfig,
+    /// Syslog intake (TCP and UDP listeners); off when absent.
+    pub syslog: Option<SyslogConfig>,
+}
+
+/// `[shipper.syslog]`: listeners rsyslog's `omfwd` (or `logger -n`) can send to.
+/// Each listener is off unless its address is given.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogConfig {
+    /// `host:port` of the TCP listener (newline framing and RFC 6587 octet
+    /// counting, detected per frame).
+    pub tcp_listen: Option<String>,
+    /// `host:port` of the UDP listener (one datagram is one message).
+    pub udp_listen: Option<String>,
+    /// Longer messages are cut at this length and flagged (header `logpipe.truncated`).
+    #[serde(default = "default_syslog_max_message")]
+    pub max_message_bytes: usize,
+    /// TCP connections served at once; more wait in the kernel's accept queue.
+    #[serde(default = "default_syslog_max_connections")]
+    pub max_connections: usize,
+}
+
+/// `[shipper.inputs.multiline]`: joins continuation lines (stack traces) to
+/// the line that started the event.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultilineConfig {
+    /// A line matching this regex starts a new event; any other line is
+    /// appended to the pending event with a `\n`.
+    pub start_pattern: String,
+    /// An event is shipped once it holds this many lines.
+    #[serde(default = "default_multiline_lines")]
+    pub max_lines: usize,
+    /// An event is shipped once it holds this many bytes (it is cut and
+    /// flagged at this length, like an over-long line).
+    #[serde(default = "default_multiline_bytes")]
+    pub max_bytes: usize,
+    /// A pending event is shipped once no line was added to it for this long.
+    #[serde(default = "default_multiline_timeout")]
+    pub timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -166,6 +206,8 @@ pub struct FileInput {
     /// Who rotates these files: `follow` (default) or `own`.
     #[serde(default)]
     pub rotation: RotationConfig,
+    /// Multiline joining (off when absent).
+    pub multiline: Option<MultilineConfig>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
@@ -277,6 +319,21 @@ fn default_partitions() -> i32 {
 fn default_max_line_bytes() -> usize {
     // Vector's default too; Kafka's default message limit (1 MB) must stay above it.
     100 * 1024
+}
+fn default_syslog_max_message() -> usize {
+    64 * 1024
+}
+fn default_syslog_max_connections() -> usize {
+    256
+}
+fn default_multiline_lines() -> usize {
+    500
+}
+fn default_multiline_bytes() -> usize {
+    1024 * 1024
+}
+fn default_multiline_timeout() -> u64 {
+    1000
 }
 fn default_poll_ms() -> u64 {
     250

@@ -145,8 +145,15 @@ impl Config {
             }
         }
         if let Some(s) = &self.shipper {
-            if s.inputs.is_empty() {
-                bad("shipper.inputs", "at least one [[shipper.inputs]] with include globs");
+            let syslog_on = s
+                .syslog
+                .as_ref()
+                .is_some_and(|y| y.tcp_listen.is_some() || y.udp_listen.is_some());
+            if s.inputs.is_empty() && !syslog_on {
+                bad(
+                    "shipper.inputs",
+                    "at least one [[shipper.inputs]] with include globs (or a [shipper.syslog] listener)",
+                );
             }
             for (i, input) in s.inputs.iter().enumerate() {
                 if input.include.is_empty() {
@@ -161,6 +168,42 @@ impl Config {
                             );
                         }
                     }
+                }
+            }
+            for (i, input) in s.inputs.iter().enumerate() {
+                if let Some(m) = &input.multiline {
+                    if let Err(e) = regex::bytes::Regex::new(&m.start_pattern) {
+                        bad(
+                            &format!("shipper.inputs[{i}].multiline.start_pattern"),
+                            &format!("a valid regular expression ({e})"),
+                        );
+                    }
+                    if m.max_lines < 1 {
+                        bad(&format!("shipper.inputs[{i}].multiline.max_lines"), "at least 1 line");
+                    }
+                    if m.max_bytes < 64 {
+                        bad(&format!("shipper.inputs[{i}].multiline.max_bytes"), "at least 64 bytes");
+                    }
+                }
+            }
+            if let Some(y) = &s.syslog {
+                for (key, addr) in [
+                    ("shipper.syslog.tcp_listen", &y.tcp_listen),
+                    ("shipper.syslog.udp_listen", &y.udp_listen),
+                ] {
+                    if addr
+                        .as_ref()
+                        .is_some_and(|a| a.parse::<std::net::SocketAddr>().is_err())
+                    {
+                        bad(key, "a socket address such as 127.0.0.1:5514");
+                    }
+                }
+                if y.max_message_bytes < 64 || y.max_message_bytes > 1_000_000 {
+                    // Kafka's default message limit is 1 MB.
+                    bad("shipper.syslog.max_message_bytes", "64 to 1000000 bytes");
+                }
+                if y.max_connections == 0 {
+                    bad("shipper.syslog.max_connections", "a positive number");
                 }
             }
             if s.max_line_bytes < 64 {
@@ -396,6 +439,41 @@ batch_max_events = 10
         assert_eq!(p.format, "auto");
         assert_eq!(p.topics.len(), 2);
         assert_eq!(p.sources[1].host.as_deref(), Some("web-*"));
+    }
+
+    #[test]
+    fn syslog_and_multiline_are_validated() {
+        let text = format!(
+            "{GOOD}\n[shipper.syslog]\ntcp_listen = \"localhost:x\"\nmax_message_bytes = 10\nmax_connections = 0\n"
+        )
+        .replace(
+            "[[shipper.inputs]]\n",
+            "[[shipper.inputs]]\nmultiline = { start_pattern = \"^(\", max_lines = 0 }\n",
+        );
+        let errs = load(&text, &[]).unwrap_err();
+        let keys: Vec<_> = errs.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "shipper.inputs[0].multiline.start_pattern",
+                "shipper.inputs[0].multiline.max_lines",
+                "shipper.syslog.tcp_listen",
+                "shipper.syslog.max_message_bytes",
+                "shipper.syslog.max_connections",
+            ]
+        );
+        assert!(
+            errs[0].expected.contains("a valid regular expression"),
+            "{}",
+            errs[0].expected
+        );
+
+        // Syslog alone is a complete shipper: no file inputs needed.
+        let only_syslog = "[kafka]\nbrokers = \"127.0.0.1:9092\"\n[shipper]\ndata_dir = \"/tmp/x\"\n\
+                           [shipper.syslog]\nudp_listen = \"127.0.0.1:5514\"\n";
+        let y = load(only_syslog, &[]).unwrap().shipper.unwrap().syslog.unwrap();
+        assert_eq!(y.max_message_bytes, 64 * 1024);
+        assert_eq!(y.tcp_listen, None);
     }
 
     #[test]

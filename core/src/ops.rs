@@ -54,10 +54,21 @@ impl Readiness {
     }
 }
 
+static IDLE_GAUGES: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
+
+/// Makes gauges that were not set for `after` disappear from `/metrics`.
+/// This is how per-object series (the shipper's one per file) go away with
+/// their object; a stage that calls it (before [`serve`]) sets every gauge
+/// it wants to keep at least that often. Counters are never expired.
+pub fn expire_idle_gauges(after: std::time::Duration) {
+    let _ = IDLE_GAUGES.set(after);
+}
+
 /// Installs the Prometheus recorder and serves the endpoint on `listen`
 /// (default `127.0.0.1:<default_port>`). Returns the bound address.
 pub async fn serve(listen: Option<&str>, default_port: u16, ready: Readiness) -> anyhow::Result<SocketAddr> {
     let handle = PrometheusBuilder::new()
+        .idle_timeout(metrics_util::MetricKindMask::GAUGE, IDLE_GAUGES.get().copied())
         .set_buckets(&[0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
         .context("histogram buckets")?
         .install_recorder()

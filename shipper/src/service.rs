@@ -22,6 +22,7 @@ use rdkafka::producer::Producer as _;
 use crate::checkpoint::Checkpoints;
 use crate::discover::Discover;
 use crate::fingerprint;
+use crate::multiline::{self, Joiner};
 use crate::produce::{self, Ack, Producer, SendError};
 use crate::tail::{Outcome, Tail};
 
@@ -45,6 +46,23 @@ struct Watched {
     /// the lines in flight they make up what a crash would re-send, so the
     /// two together are held under `max_in_flight_lines`.
     unpersisted: usize,
+    /// Multiline joining, when the file's input asks for it.
+    multiline: Option<Joiner>,
+    stats: FileStats,
+}
+
+/// Per-file totals since the file was opened, published as gauges labelled
+/// with the file's path (see `report`). Bytes are file bytes (terminators
+/// included), so read, sent and acknowledged bytes compare with the file size.
+#[derive(Default)]
+struct FileStats {
+    lines_read: u64,
+    bytes_read: u64,
+    /// Records enqueued: lines, or joined events with multiline.
+    lines_sent: u64,
+    bytes_sent: u64,
+    lines_acked: u64,
+    bytes_acked: u64,
 }
 
 #[derive(Default)]
@@ -215,6 +233,8 @@ impl State<'_> {
             needs_rewind: false,
             last_progress: Instant::now(),
             unpersisted: 0,
+            multiline: multiline::for_path(&self.cfg.inputs, path),
+            stats: FileStats::default(),
         };
         match self.slots.iter().position(Option::is_none) {
             Some(i) => self.slots[i] = Some(w),
@@ -243,6 +263,9 @@ impl State<'_> {
                 let pos = w.tracker.rewind();
                 w.tail.rewind(pos);
                 w.needs_rewind = false;
+                if let Some(j) = &mut w.multiline {
+                    j.clear();
+                }
             }
             if w.retired || w.tracker.in_flight() + w.unpersisted >= max_in_flight {
                 continue;
@@ -250,18 +273,21 @@ impl State<'_> {
             let unpersisted = w.unpersisted;
             let (producer, topic, counters) = (&self.producer, self.topic, &mut self.counters);
             let mut fatal = None;
-            let outcome = w.tail.poll(partial, |line| {
-                if w.tracker.in_flight() + unpersisted >= max_in_flight {
+            let (tracker, key, fixed, stats) = (&mut w.tracker, &w.key, &w.fixed_headers, &mut w.stats);
+            let mut send = |offset: u64, end: u64, bytes: &[u8], truncated: Option<u64>| {
+                if tracker.in_flight() + unpersisted >= max_in_flight {
                     return false;
                 }
-                let headers = produce::line_headers(&w.fixed_headers, line.offset, now_ms(), line.truncated);
-                let opaque = produce::pack(slot, w.tracker.next_seq());
-                match produce::send_line(producer, topic, &w.key, line.bytes, headers, opaque) {
+                let headers = produce::line_headers(fixed, offset, now_ms(), truncated);
+                let opaque = produce::pack(slot, tracker.next_seq());
+                match produce::send_line(producer, topic, key, bytes, headers, opaque) {
                     Ok(()) => {
-                        w.tracker.register(line.end);
+                        tracker.register(end);
+                        stats.lines_sent += 1;
+                        stats.bytes_sent += end - offset;
                         counters.lines_read += 1;
-                        counters.bytes_read += line.bytes.len() as u64;
-                        counters.lines_truncated += line.truncated.is_some() as u64;
+                        counters.bytes_read += bytes.len() as u64;
+                        counters.lines_truncated += truncated.is_some() as u64;
                         true
                     }
                     Err(SendError::QueueFull) => false,
@@ -270,7 +296,26 @@ impl State<'_> {
                         false
                     }
                 }
+            };
+            let multi = &mut w.multiline;
+            let mut read = (0u64, 0u64);
+            let outcome = w.tail.poll(partial, |line| {
+                let taken = match multi {
+                    None => send(line.offset, line.end, line.bytes, line.truncated),
+                    Some(j) => j.offer(&line, |e| send(e.offset, e.end, &e.bytes, e.truncated)),
+                };
+                if taken {
+                    read.0 += 1;
+                    read.1 += line.end - line.offset;
+                }
+                taken
             });
+
+            if let Some(j) = multi {
+                j.flush_expired(|e| send(e.offset, e.end, &e.bytes, e.truncated));
+            }
+            w.stats.lines_read += read.0;
+            w.stats.bytes_read += read.1;
             if let Some(e) = fatal {
                 tracing::error!(error = %e, "cannot enqueue to Kafka; retrying in 1s");
                 self.fatal_backoff_until = Some(Instant::now() + Duration::from_secs(1));
@@ -313,6 +358,9 @@ impl State<'_> {
             let Some(w) = slot else { continue };
             let done = w.tracker.in_flight() == 0
                 && !w.needs_rewind
+                // A retired file's pending event is re-read from the copy,
+                // which resumes at the checkpoint: its start.
+                && (w.retired || w.multiline.as_ref().is_none_or(Joiner::is_empty))
                 && (w.retired
                     || (w.rotated
                         && w.last_progress.elapsed() >= idle
@@ -349,6 +397,7 @@ impl State<'_> {
             if let Some(Some(w)) = self.slots.get_mut(ack.slot) {
                 if ack.ok {
                     self.counters.lines_acked += 1;
+                    w.stats.lines_acked += 1;
                     w.tracker.ack(ack.seq);
                 } else {
                     self.counters.delivery_failures += 1;
@@ -361,7 +410,9 @@ impl State<'_> {
             let now = now_ms();
             for w in self.slots.iter_mut().flatten() {
                 let before = w.tracker.in_flight();
+                let from = w.tracker.committed();
                 if let Some(pos) = w.tracker.advance() {
+                    w.stats.bytes_acked += pos.saturating_sub(from);
                     w.unpersisted += before - w.tracker.in_flight();
                     checkpoints.set(w.fingerprint, pos, &w.path.to_string_lossy(), now);
                 }
@@ -384,9 +435,25 @@ impl State<'_> {
         metrics::counter!("logpipe_shipper_delivery_failures_total").increment(c.delivery_failures);
         metrics::gauge!("logpipe_shipper_open_files").set(self.slots.iter().flatten().count() as f64);
         metrics::gauge!("logpipe_shipper_producer_queue").set(self.producer.in_flight_count() as f64);
+        // Per file, labelled with its path. Gauges, not counters: a file's
+        // series must vanish once it is let go, and only idle gauges expire
+        // (`crate::IDLE_GAUGES`); their values are totals since the file was
+        // opened by this process.
         for w in self.slots.iter().flatten() {
+            let file = w.path.display().to_string();
             let behind = w.tail.file_len().unwrap_or(0).saturating_sub(w.tracker.committed());
-            metrics::gauge!("logpipe_shipper_bytes_behind", "path" => w.path.display().to_string()).set(behind as f64);
+            metrics::gauge!("logpipe_shipper_file_bytes_behind", "file" => file.clone()).set(behind as f64);
+            let s = &w.stats;
+            for (name, outcome, v) in [
+                ("logpipe_shipper_file_lines", "read", s.lines_read),
+                ("logpipe_shipper_file_lines", "sent", s.lines_sent),
+                ("logpipe_shipper_file_lines", "acked", s.lines_acked),
+                ("logpipe_shipper_file_bytes", "read", s.bytes_read),
+                ("logpipe_shipper_file_bytes", "sent", s.bytes_sent),
+                ("logpipe_shipper_file_bytes", "acked", s.bytes_acked),
+            ] {
+                metrics::gauge!(name, "file" => file.clone(), "outcome" => outcome).set(v as f64);
+            }
         }
     }
 }

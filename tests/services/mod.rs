@@ -10,6 +10,7 @@
 pub mod imds;
 pub mod s3;
 pub mod shipper;
+pub mod syslog;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
