@@ -183,7 +183,7 @@ mod tests {
         assert_eq!(&*index, "logs-logpipe-default");
         assert_eq!(&*n.index(0), "logs-logpipe-default", "not split by day");
         let mut body = Vec::new();
-        crate::bulk::push_doc(&mut body, &index, "id-1", br#"{"@timestamp":"2026-11-22T10:00:00Z"}"#);
+        crate::bulk::push_doc(&mut body, &index, b"id-1", br#"{"@timestamp":"2026-11-22T10:00:00Z"}"#);
         let action: Value = serde_json::from_slice(body.split(|&b| b == b'\n').next().unwrap()).unwrap();
         // Data streams accept only op_type create.
         assert_eq!(

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use elasticsearch::http::headers::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 use elasticsearch::http::Method;
 use elasticsearch::Elasticsearch;
+use futures_util::{FutureExt, StreamExt};
 use logpipe_config::{ElasticsearchConfig, IndexerConfig, KafkaConfig};
 use logpipe_core::ack::{PartitionAcks, Seq};
 use logpipe_core::kafka;
@@ -29,7 +30,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::Message;
 use tokio::task::JoinSet;
 
-use crate::batch::{Batch, Doc};
+use crate::batch::{self, Arena, Batch, Doc};
 use crate::bulk::{self, Outcome};
 use crate::client;
 use crate::health::Health;
@@ -86,9 +87,13 @@ pub async fn run(
         "indexer consuming"
     );
 
-    let mut acks = PartitionAcks::default();
-    let mut namer = Namer::new(target);
-    let mut topic: Arc<str> = k.parsed_topic.as_str().into();
+    let mut intake = Intake {
+        acks: PartitionAcks::default(),
+        namer: Namer::new(target),
+        topic: k.parsed_topic.as_str().into(),
+        arena: Arena::default(),
+        scratch: Vec::new(),
+    };
     let mut batch = Batch::new(
         cfg.batch_max_events,
         cfg.batch_max_bytes,
@@ -107,18 +112,30 @@ pub async fn run(
     let mut tasks: JoinSet<Vec<(usize, Seq)>> = JoinSet::new();
     let mut lag_tick = tokio::time::interval(Duration::from_secs(5));
     let mut lag_job = None;
+    // One stream and one timer for the whole loop: building them per message
+    // (a waker slot, a timer-wheel entry) cost more than handling the message.
+    let mut stream = consumer.stream();
+    let age_timer = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(age_timer);
+    let mut armed: Option<Instant> = None;
 
     loop {
         let saturated = tasks.len() >= cfg.max_in_flight_requests;
         let deadline = batch.deadline();
+        if deadline != armed {
+            if let Some(d) = deadline {
+                age_timer.as_mut().reset(d.into());
+            }
+            armed = deadline;
+        }
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                apply(&consumer, &mut acks, done);
+                apply(&consumer, &mut intake.acks, done);
             }
             _ = lag_tick.tick() => {
-                metrics::gauge!("logpipe_indexer_documents_in_flight").set(acks.in_flight() as f64);
+                metrics::gauge!("logpipe_indexer_documents_in_flight").set(intake.acks.in_flight() as f64);
                 let c = consumer.clone();
                 // Watermarks are a broker round trip: off the loop, and a
                 // tick that finds the previous one still running is skipped.
@@ -126,15 +143,31 @@ pub async fn run(
                     lag_job = Some(tokio::task::spawn_blocking(move || report_lag(&c)));
                 }
             }
-            _ = sleep_until(deadline), if deadline.is_some() && !saturated => {}
-            msg = consumer.recv(), if !saturated => match msg {
-                Ok(m) => {
-                    health.kafka_ok();
-                    batch.push(to_doc(&m, &mut acks, &mut namer, &mut topic));
-                }
-                Err(e) => {
-                    health.kafka_failed(&e.to_string());
-                    tracing::warn!(error = %e, "consume error");
+            _ = &mut age_timer, if deadline.is_some() && !saturated => {}
+            Some(msg) = stream.next(), if !saturated => {
+                let mut next = Some(msg);
+                let mut ok_reported = false;
+                // Take what librdkafka already holds without going round the
+                // select for each message, up to a full batch.
+                while let Some(msg) = next {
+                    match msg {
+                        Ok(m) => {
+                            if !ok_reported {
+                                health.kafka_ok();
+                                ok_reported = true;
+                            }
+                            batch.push(to_doc(&m, &mut intake));
+                        }
+                        Err(e) => {
+                            health.kafka_failed(&e.to_string());
+                            tracing::warn!(error = %e, "consume error");
+                            break;
+                        }
+                    }
+                    if batch.is_full() {
+                        break;
+                    }
+                    next = stream.next().now_or_never().flatten();
                 }
             },
         }
@@ -157,13 +190,13 @@ pub async fn run(
     loop {
         tokio::select! {
             done = tasks.join_next() => match done {
-                Some(done) => apply(&consumer, &mut acks, done),
+                Some(done) => apply(&consumer, &mut intake.acks, done),
                 None => break,
             },
             _ = &mut deadline, if !stop_writers.is_cancelled() => stop_writers.cancel(),
         }
     }
-    kafka::store_acked(&*consumer, &mut acks);
+    kafka::store_acked(&*consumer, &mut intake.acks);
     kafka::final_commit(&*consumer);
     tracing::info!("indexer stopped");
     Ok(())
@@ -207,13 +240,24 @@ fn report_lag(consumer: &StreamConsumer) {
     }
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    if let Some(d) = deadline {
-        tokio::time::sleep_until(d.into()).await;
-    }
+/// What the loop keeps between records to turn each into a [`Doc`] cheaply.
+struct Intake {
+    acks: PartitionAcks,
+    namer: Namer,
+    /// The consumed topic's name, shared by its documents.
+    topic: Arc<str>,
+    arena: Arena,
+    scratch: Vec<u8>,
 }
 
-fn to_doc(m: &BorrowedMessage<'_>, acks: &mut PartitionAcks, namer: &mut Namer, topic: &mut Arc<str>) -> Doc {
+fn to_doc(m: &BorrowedMessage<'_>, intake: &mut Intake) -> Doc {
+    let Intake {
+        acks,
+        namer,
+        topic,
+        arena,
+        scratch,
+    } = intake;
     let (slot, seq) = acks.register(m.topic(), m.partition(), m.offset());
     let headers = m.headers();
     let event_ms = headers.and_then(|h| {
@@ -227,17 +271,24 @@ fn to_doc(m: &BorrowedMessage<'_>, acks: &mut PartitionAcks, namer: &mut Namer, 
         .or_else(|| m.timestamp().to_millis())
         .unwrap_or_else(logpipe_core::now_ms);
     let id = match m.key() {
-        Some(k) if !k.is_empty() => String::from_utf8_lossy(k).into_owned(),
+        Some(k) if !k.is_empty() => match String::from_utf8_lossy(k) {
+            std::borrow::Cow::Borrowed(k) => arena.copy(k.as_bytes()),
+            std::borrow::Cow::Owned(k) => Bytes::from(k),
+        },
         // A record without a key has no id of its own: its Kafka coordinates are.
-        _ => logpipe_schemas::id::kafka_record_id(m.topic(), m.partition(), m.offset()),
+        _ => logpipe_schemas::id::kafka_record_id(m.topic(), m.partition(), m.offset()).into(),
     };
     Doc {
         slot,
         seq,
         index: namer.index(ts_ms),
         id,
-        source: Bytes::copy_from_slice(m.payload().unwrap_or_default()),
-        headers: headers.map(|h| h.detach()),
+        source: arena.copy(m.payload().unwrap_or_default()),
+        headers: headers.map(|h| {
+            scratch.clear();
+            batch::pack_headers(scratch, h.iter().map(|h| (h.key, h.value)));
+            arena.copy(scratch)
+        }),
         topic: {
             // One topic is consumed: share its name instead of copying it per document.
             if &**topic != m.topic() {
@@ -423,13 +474,11 @@ impl Writer {
 
     /// Produces a dead letter and waits for Kafka's acknowledgement.
     async fn dead_letter(&self, doc: &Doc, reason: &str) -> bool {
-        tracing::warn!(id = %doc.id, %reason, "document rejected by Elasticsearch; dead-lettering it");
+        tracing::warn!(id = %doc.id_str(), %reason, "document rejected by Elasticsearch; dead-lettering it");
         let origin = dead_letter::origin(&doc.topic, doc.partition, doc.offset);
         loop {
             let h = doc
-                .headers
-                .clone()
-                .unwrap_or_default()
+                .owned_headers()
                 .insert(Header {
                     key: dead_letter::HEADER_STAGE,
                     value: Some(dead_letter::Stage::Index.as_str()),
@@ -443,7 +492,7 @@ impl Writer {
                     value: Some(origin.as_str()),
                 });
             let record = FutureRecord::to(&self.dlq_topic)
-                .key(doc.id.as_str())
+                .key(&doc.id[..])
                 .payload(&doc.source[..])
                 .headers(h);
             match self.dlq.send(record, Duration::from_secs(30)).await {
@@ -464,11 +513,8 @@ impl Writer {
 /// When the shipper read the document's line (its `logpipe.ingest_ms`
 /// header), or 0 for records from other producers.
 fn ingest_ms(doc: &Doc) -> i64 {
-    use rdkafka::message::Headers;
-    doc.headers
-        .as_ref()
-        .and_then(|h| h.iter().find(|h| h.key == logpipe_schemas::raw::HEADER_INGEST_MS))
-        .and_then(|h| std::str::from_utf8(h.value?).ok()?.parse().ok())
+    doc.header(logpipe_schemas::raw::HEADER_INGEST_MS)
+        .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
         .unwrap_or(0)
 }
 

@@ -5,8 +5,14 @@
 //! process, measured between 10% and 100% of the documents (start-up and
 //! template install excluded).
 //!
+//! Also reports how fast the stand-in hands the same topic to a plain
+//! consumer that does nothing with it (`source`): the most any consumer of
+//! this stand-in can reach, whatever it does.
+//!
 //! Usage (after `cargo build --release -p logpipe -p logpipe-benches --bins`):
 //!   LOGPIPE_NOIDA_DB=.venv/bin/noida-db-server target/release/index_bench [events] [sink|standin|both]
+//! `INDEX_BENCH_INDEXER="compression_level = 6"` adds lines to the
+//! indexer's `[indexer]` section.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -44,6 +50,9 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
 
+    source_rate(&brokers, topic, events);
+    let others = [("noida-db", noida.process.id())];
+
     if which == "sink" || which == "both" {
         let port = free_port();
         let _sink = KillOnDrop(
@@ -53,6 +62,7 @@ fn main() {
                 .spawn()
                 .expect("bulk_sink (build it with --bins)"),
         );
+        let sink_pid = _sink.id();
         let sink = format!("127.0.0.1:{port}");
         let up = Instant::now() + Duration::from_secs(10);
         while get(&sink, "/").is_none() {
@@ -67,6 +77,7 @@ fn main() {
             topic,
             &sink,
             events,
+            &[others[0], ("bulk_sink", sink_pid)],
             || count(&get(&sink, "/_count")?),
         );
     }
@@ -79,6 +90,7 @@ fn main() {
             topic,
             &es,
             events,
+            &others,
             || {
                 let _ = post(&es, "/bench-*/_refresh");
                 count(&get(&es, "/bench-*/_count")?)
@@ -96,8 +108,10 @@ fn run(
     topic: &str,
     es: &str,
     events: usize,
+    others: &[(&str, u32)],
     mut count: impl FnMut() -> Option<u64>,
 ) {
+    let extra = std::env::var("INDEX_BENCH_INDEXER").unwrap_or_default();
     let group = format!("bench-{}", name.replace(' ', "-"));
     let config = dir.join(format!("{group}.toml"));
     std::fs::write(
@@ -105,7 +119,7 @@ fn run(
         format!(
             "[kafka]\nbrokers = \"{brokers}\"\nparsed_topic = \"{topic}\"\ndead_letter_topic = \"bench-dlq\"\n\n\
              [elasticsearch]\nurl = \"http://{es}\"\n\n[indexer]\ngroup_id = \"{group}\"\n\
-             index_pattern = \"bench-%Y.%m.%d\"\n[indexer.ops]\nlisten = \"127.0.0.1:0\"\n"
+             index_pattern = \"bench-%Y.%m.%d\"\n{extra}\n[indexer.ops]\nlisten = \"127.0.0.1:0\"\n"
         ),
     )
     .unwrap();
@@ -124,11 +138,12 @@ fn run(
     let target = events as u64;
     let from = target / 10;
     let deadline = Instant::now() + Duration::from_secs(1800);
-    let mut first: Option<(Instant, u64, f64)> = None;
+    let mut first: Option<(Instant, u64, f64, Vec<f64>)> = None;
     loop {
         let n = count().unwrap_or(0);
         if first.is_none() && n >= from {
-            first = Some((Instant::now(), n, cpu_seconds(pid)));
+            let o = others.iter().map(|(_, p)| cpu_seconds(*p)).collect();
+            first = Some((Instant::now(), n, cpu_seconds(pid), o));
         }
         if n >= target {
             break;
@@ -136,16 +151,52 @@ fn run(
         assert!(Instant::now() < deadline, "{name}: only {n} of {target} after 30 min");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let (t0, n0, cpu0) = first.unwrap();
+    let (t0, n0, cpu0, others0) = first.unwrap();
     let secs = t0.elapsed().as_secs_f64();
     let cpu = cpu_seconds(pid) - cpu0;
     let docs = (target - n0) as f64;
+    let mut rest = String::new();
+    for ((who, p), c0) in others.iter().zip(others0) {
+        rest += &format!(", {who} {:.2}", (cpu_seconds(*p) - c0) / docs * 1e6);
+    }
     println!(
-        "{name}: {:.0} events/s, {:.2} CPU-s per million events ({docs:.0} events in {secs:.2} s, indexer CPU {cpu:.2} s)",
+        "{name}: {:.0} events/s, {:.2} CPU-s per million events ({docs:.0} events in {secs:.2} s, indexer CPU {cpu:.2} s; \
+         CPU-s per million of the others{rest})",
         docs / secs,
         cpu / docs * 1e6
     );
     drop(child);
+}
+
+/// Reads the whole topic with a plain consumer that only counts, twice (the
+/// first read also warms the stand-in), and prints the faster rate.
+fn source_rate(brokers: &str, topic: &str, events: usize) {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+    let mut best = 0f64;
+    for _ in 0..2 {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", "bench-source")
+            .set("enable.auto.commit", "false")
+            .set("receive.message.max.bytes", "1000000000")
+            .create()
+            .expect("consumer");
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
+        consumer.assign(&tpl).expect("assign");
+        let started = Instant::now();
+        let mut n = 0usize;
+        while n < events {
+            match consumer.poll(Duration::from_secs(10)) {
+                Some(Ok(_)) => n += 1,
+                Some(Err(e)) => panic!("consuming {topic}: {e}"),
+                None => panic!("{topic}: only {n} of {events} records after a 10 s wait"),
+            }
+        }
+        best = best.max(n as f64 / started.elapsed().as_secs_f64());
+    }
+    println!("source (the stand-in to a plain consumer that only counts): {best:.0} events/s");
 }
 
 /// A parsed ECS document like the parser emits for a syslog line (~600 bytes).
