@@ -9,14 +9,14 @@
 //!   `serde_json` serialization of the same fields into a reused buffer.
 //!
 //! Inputs are read in place from `../shared/corpus` (Linux_2k.log for RFC 3164,
-//! apache_combined.log for access); RFC 5424 lines are built here. Run with
+//! apache_combined.log for access); RFC 5424 lines come from `logpipe_benches::inputs`. Run with
 //! `cargo bench -p logpipe-benches --bench parse -- --warm-up-time 1 --measurement-time 3`.
 
 use std::fmt::Display;
 use std::hint::black_box;
-use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use logpipe_benches::inputs::{corpus_lines, rfc5424_lines};
 use logpipe_parser::{parse, Format, LineContext};
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
@@ -31,41 +31,6 @@ fn ctx() -> LineContext<'static> {
         path: Some("/var/log/syslog"),
         offset: Some(4096),
     }
-}
-
-fn corpus_lines(rel: &str) -> Vec<String> {
-    // `shared/corpus` next to the checkout (or a worktree of it), or $LOGPIPE_CORPUS.
-    let root = std::env::var_os("LOGPIPE_CORPUS")
-        .map(std::path::PathBuf::from)
-        .or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .ancestors()
-                .map(|a| a.join("shared/corpus"))
-                .find(|c| c.is_dir())
-        })
-        .expect("no shared/corpus above the workspace; set LOGPIPE_CORPUS");
-    let p = root.join(rel);
-    let data = std::fs::read(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
-    String::from_utf8_lossy(&data)
-        .split('\n')
-        .map(|l| l.strip_suffix('\r').unwrap_or(l))
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-fn rfc5424_lines() -> Vec<String> {
-    [
-        "<34>1 2024-06-15T12:00:00.123456Z web-01.example.com sshd 4242 - - Accepted publickey for deploy from 10.0.0.5 port 53122 ssh2",
-        "<165>1 2024-06-15T12:00:01.003Z app-3 api 1234 REQ [req@32473 id=\"f81d4fae\" method=\"GET\" status=\"200\"] request served in 12ms",
-        "<13>1 2024-06-15T12:00:02+02:00 db-2 postgres 777 - - checkpoint complete: wrote 42 buffers (0.3%)",
-        "<86>1 2024-06-15T12:00:03.5Z lb-1 haproxy - HEALTH [meta sequenceId=\"42\"] backend web/web-01 is UP",
-        "<30>1 2024-06-15T12:00:04.000001Z worker-7 systemd 1 - - Started Daily apt download activities.",
-        "<11>1 2024-06-15T12:00:05.25-07:00 cache-1 redis 31337 - - Background saving terminated with success",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
 }
 
 /// Serializes a `Display` value as a JSON string without building a `String`.

@@ -2,6 +2,7 @@
 //! crate's binaries; see the README for the commands.
 
 pub mod gen;
+pub mod inputs;
 pub mod proc_stats;
 pub mod scrape;
 pub mod services;

@@ -15,7 +15,7 @@ use logpipe_core::ack::PartitionAcks;
 use logpipe_core::delivery::{self, AckProducer, SendError};
 use logpipe_core::kafka;
 use logpipe_core::shutdown::CancellationToken;
-use logpipe_schemas::{dead_letter, event, id, raw::SourceMeta};
+use logpipe_schemas::{dead_letter, event, id, raw};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::producer::Producer as _;
@@ -125,9 +125,7 @@ fn handle(
     acks: &mut PartitionAcks,
 ) -> bool {
     let line = msg.payload().unwrap_or_default();
-    let meta = msg
-        .headers()
-        .and_then(|h| SourceMeta::from_headers(h.iter().filter_map(|h| h.value.map(|v| (h.key, v)))));
+    let meta = source_of(msg);
     let ingest_ms = meta
         .as_ref()
         .map(|m| m.ingest_ms)
@@ -139,13 +137,20 @@ fn handle(
     }
     let ctx = LineContext {
         ingest: ingest_ms * 1000,
-        host: meta.as_ref().map(|m| m.host.as_str()),
-        path: meta.as_ref().map(|m| m.path.as_str()),
+        host: meta.as_ref().map(|m| m.host),
+        path: meta.as_ref().map(|m| m.path),
         offset: meta.as_ref().map(|m| m.offset),
     };
-    let doc_id = match &meta {
-        Some(m) => id::line_id(&m.host, m.fingerprint, m.offset),
-        None => id::kafka_record_id(msg.topic(), msg.partition(), msg.offset()),
+    let (id_buf, foreign_id);
+    let doc_id: &[u8] = match &meta {
+        Some(m) => {
+            id_buf = id::line_id_hex(m.host, m.fingerprint, m.offset);
+            &id_buf
+        }
+        None => {
+            foreign_id = id::kafka_record_id(msg.topic(), msg.partition(), msg.offset());
+            foreign_id.as_bytes()
+        }
     };
     let format = formats.select(msg.topic(), ctx.host, ctx.path);
     let parsed = formats::parse(format, line, &ctx);
@@ -177,7 +182,7 @@ fn handle(
     loop {
         // A failed send consumes the headers, so they are built per attempt.
         let headers = with_headers(msg, &extra);
-        match delivery::send(producer, topic, doc_id.as_bytes(), payload, headers, opaque) {
+        match delivery::send(producer, topic, doc_id, payload, headers, opaque) {
             Ok(()) => return ok,
             Err(SendError::QueueFull) => {
                 // Backpressure from Kafka: apply acks while we wait for room.
@@ -192,9 +197,44 @@ fn handle(
     }
 }
 
+/// A record's logpipe source headers, borrowed from it: the same reading as
+/// `SourceMeta::from_headers` (host, fingerprint and offset required; a
+/// repeated header's last value wins) without allocating per record.
+struct Source<'m> {
+    host: &'m str,
+    path: &'m str,
+    fingerprint: u64,
+    offset: u64,
+    ingest_ms: i64,
+}
+
+fn source_of<'m>(msg: &'m BorrowedMessage<'_>) -> Option<Source<'m>> {
+    let (mut host, mut path, mut fp, mut off, mut ingest) = (None, None, None, None, None);
+    for h in msg.headers()?.iter() {
+        let Some(value) = h.value else { continue };
+        let text = std::str::from_utf8(value).ok();
+        match h.key {
+            raw::HEADER_HOST => host = text,
+            raw::HEADER_PATH => path = text,
+            raw::HEADER_FINGERPRINT => fp = text.and_then(|t| u64::from_str_radix(t, 16).ok()),
+            raw::HEADER_OFFSET => off = text.and_then(|t| t.parse().ok()),
+            raw::HEADER_INGEST_MS => ingest = text.and_then(|t| t.parse().ok()),
+            _ => {}
+        }
+    }
+    Some(Source {
+        host: host?,
+        path: path.unwrap_or_default(),
+        fingerprint: fp?,
+        offset: off?,
+        ingest_ms: ingest.unwrap_or(0),
+    })
+}
+
 /// The consumed record's headers (its source metadata travels on), plus `extra`.
 fn with_headers(msg: &BorrowedMessage<'_>, extra: &[(&str, String)]) -> OwnedHeaders {
-    let mut h = OwnedHeaders::new();
+    let n = msg.headers().map_or(0, |h| h.count());
+    let mut h = OwnedHeaders::new_with_capacity(n + extra.len());
     if let Some(src) = msg.headers() {
         for header in src.iter() {
             h = h.insert(Header {

@@ -357,10 +357,19 @@ impl<'o> ObjWriter<'o> {
         push_json_str(self.out, v.as_bytes());
     }
 
+    /// Bytes that may not be UTF-8 (`event.original`). The escape scan also
+    /// flags non-ASCII bytes, so an ASCII line (nearly all of them) is
+    /// validated by the same pass that copies it; from the first non-ASCII
+    /// byte on, the rest is validated once and decoded lossily if it must be.
     fn lossy_field(&mut self, quoted: &[u8], v: &[u8]) {
         self.key(quoted);
-        match std::str::from_utf8(v) {
-            Ok(s) => push_json_str(self.out, s.as_bytes()),
+        let ascii = find_non_ascii(v);
+        if ascii == v.len() {
+            push_json_str(self.out, v);
+            return;
+        }
+        match std::str::from_utf8(&v[ascii..]) {
+            Ok(_) => push_json_str(self.out, v),
             Err(_) => push_json_str(self.out, String::from_utf8_lossy(v).as_bytes()),
         }
     }
@@ -368,8 +377,7 @@ impl<'o> ObjWriter<'o> {
     #[inline]
     fn num_field(&mut self, quoted: &[u8], v: u64) {
         self.key(quoted);
-        let mut buf = itoa_buf(v);
-        self.out.extend_from_slice(buf.as_bytes_mut());
+        push_u64(self.out, v);
     }
 }
 
@@ -392,10 +400,18 @@ fn find_escape(s: &[u8]) -> Option<usize> {
         }
         i += 8;
     }
-    s[i..]
-        .iter()
-        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-        .map(|p| i + p)
+    if i == s.len() {
+        return None;
+    }
+    // The last 1-7 bytes as one more word, padded with a byte that needs no
+    // escaping: one step instead of a byte loop (most strings end here).
+    let mut tail = [b'a'; 8];
+    tail[..s.len() - i].copy_from_slice(&s[i..]);
+    let w = u64::from_le_bytes(tail);
+    let q = w ^ (LO * b'"' as u64);
+    let b = w ^ (LO * b'\\' as u64);
+    let flags = (q.wrapping_sub(LO) & !q | b.wrapping_sub(LO) & !b | w.wrapping_sub(LO * 0x20) & !w) & HI;
+    (flags != 0).then(|| i + (flags.trailing_zeros() / 8) as usize)
 }
 
 /// Writes a JSON string. `s` must be valid UTF-8; only `"`, `\` and control
@@ -426,34 +442,97 @@ pub fn push_json_str(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
 }
 
-struct DecBuf {
-    buf: [u8; 20],
-    start: usize,
-}
-
-impl DecBuf {
-    fn as_bytes_mut(&mut self) -> &[u8] {
-        &self.buf[self.start..]
-    }
-}
-
-fn itoa_buf(mut v: u64) -> DecBuf {
-    let mut buf = [0u8; 20];
-    let mut i = 20;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
+/// Index of the first byte >= 0x80, eight bytes at a time; `s.len()` if none.
+#[inline]
+fn find_non_ascii(s: &[u8]) -> usize {
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while i + 8 <= s.len() {
+        let w = u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
+        if w & HI != 0 {
+            return i + ((w & HI).trailing_zeros() / 8) as usize;
         }
+        i += 8;
     }
-    DecBuf { buf, start: i }
+    i + s[i..].iter().position(|&b| b >= 0x80).unwrap_or(s.len() - i)
 }
+
+/// Decimal digits of `v`. Most numbers in a document (priority, codes,
+/// version, status) have one to three digits: those skip the general loop.
+#[inline]
+fn push_u64(out: &mut Vec<u8>, v: u64) {
+    if v < 10 {
+        out.push(b'0' + v as u8);
+    } else if v < 100 {
+        out.extend_from_slice(&[b'0' + (v / 10) as u8, b'0' + (v % 10) as u8]);
+    } else if v < 1000 {
+        out.extend_from_slice(&[
+            b'0' + (v / 100) as u8,
+            b'0' + (v / 10 % 10) as u8,
+            b'0' + (v % 10) as u8,
+        ]);
+    } else {
+        let mut buf = [0u8; 20];
+        let mut i = 20;
+        let mut v = v;
+        while v >= 100 {
+            let d = (v % 100) as usize;
+            v /= 100;
+            i -= 2;
+            buf[i..i + 2].copy_from_slice(&DIGITS2[2 * d..2 * d + 2]);
+        }
+        if v >= 10 {
+            i -= 2;
+            buf[i..i + 2].copy_from_slice(&DIGITS2[2 * v as usize..2 * v as usize + 2]);
+        } else {
+            i -= 1;
+            buf[i] = b'0' + v as u8;
+        }
+        out.extend_from_slice(&buf[i..]);
+    }
+}
+
+/// "00" to "99".
+const DIGITS2: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_and_ascii_scan() {
+        for v in (0..100_000u64).chain([u64::MAX, u64::MAX - 1, 1 << 40, 999_999_999_999]) {
+            let mut out = Vec::new();
+            push_u64(&mut out, v);
+            assert_eq!(out, v.to_string().as_bytes());
+        }
+        // The escape scan against a byte loop, for every position and length.
+        let base: Vec<u8> = (0..40).map(|i| b'a' + i % 26).collect();
+        for len in 0..base.len() {
+            for at in 0..=len {
+                for c in [b'"', b'\\', 0x00, 0x1f, b'\n', 0x20, 0x7f, 0x80, 0xff] {
+                    let mut t = base[..len].to_vec();
+                    if at < len {
+                        t[at] = c;
+                    }
+                    let want = t.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+                    assert_eq!(find_escape(&t), want, "{t:?}");
+                }
+            }
+        }
+        let s: Vec<u8> = (0..40).map(|i| b'a' + i % 26).collect();
+        assert_eq!(find_non_ascii(&s), s.len());
+        for at in 0..s.len() {
+            let mut t = s.clone();
+            t[at] = 0xC3;
+            assert_eq!(find_non_ascii(&t), at);
+            assert_eq!(find_non_ascii(&t[..at]), at);
+        }
+    }
 
     fn parse(e: &Event) -> Value {
         serde_json::from_slice(&e.to_json()).expect("valid JSON")

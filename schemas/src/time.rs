@@ -56,9 +56,10 @@ pub fn micros_from_parts(
 /// strings sort as the instants do).
 ///
 /// Written twice per document at millions of documents a second, so the
-/// `YYYY-MM-DDT` part is cached per thread for the last day seen (lines come
-/// in time order, so nearly every call hits), and the rest is filled into a
-/// stack buffer two digits at a time.
+/// `YYYY-MM-DDT` part is cached per thread for the last two days seen (lines
+/// come in time order, and a document's `@timestamp` and `event.ingested`
+/// may fall on different days: a one-day cache missed on every call then),
+/// and the rest is filled into a stack buffer two digits at a time.
 pub fn write_rfc3339(out: &mut Vec<u8>, ts: Micros) {
     let secs = ts.div_euclid(1_000_000);
     let frac = ts.rem_euclid(1_000_000) as u32;
@@ -75,16 +76,20 @@ pub fn write_rfc3339(out: &mut Vec<u8>, ts: Micros) {
     out.extend_from_slice(&b);
 }
 
-/// `YYYY-MM-DDT` of a day number, from a one-entry per-thread cache.
+/// `YYYY-MM-DDT` of a day number, from a two-entry per-thread cache.
 fn date_prefix(days: i64) -> [u8; 11] {
     use std::cell::Cell;
+    type Slot = (i64, [u8; 11]);
     thread_local! {
-        static LAST: Cell<(i64, [u8; 11])> = const { Cell::new((i64::MIN, [0; 11])) };
+        static LAST: Cell<[Slot; 2]> = const { Cell::new([(i64::MIN, [0; 11]); 2]) };
     }
     LAST.with(|c| {
-        let (d, p) = c.get();
-        if d == days {
-            return p;
+        let [a, b] = c.get();
+        if a.0 == days {
+            return a.1;
+        }
+        if b.0 == days {
+            return b.1;
         }
         let (y, mo, dd) = civil_from_days(days);
         let mut p = *b"0000-00-00T";
@@ -93,7 +98,7 @@ fn date_prefix(days: i64) -> [u8; 11] {
         put2(&mut p, 2, y % 100);
         put2(&mut p, 5, mo);
         put2(&mut p, 8, dd);
-        c.set((days, p));
+        c.set([(days, p), a]);
         p
     })
 }

@@ -349,3 +349,4 @@ listen = "127.0.0.1:0"
     }
 }
 pub mod indexer;
+pub mod rsyslog;

@@ -114,7 +114,32 @@ fn cow_dash_none(v: Cow<'_, [u8]>) -> Option<Cow<'_, [u8]>> {
 
 fn ip(client: &[u8]) -> Option<Cow<'_, str>> {
     let s = std::str::from_utf8(client).ok()?;
+    if plain_ipv4(client) {
+        return Some(Cow::Borrowed(s));
+    }
     s.parse::<std::net::IpAddr>().ok().map(|_| Cow::Borrowed(s))
+}
+
+/// A dotted quad the standard parser also accepts (four parts of 1-3 digits,
+/// each at most 255, no leading zero): most clients, checked without it.
+/// Anything else (IPv6, odd forms) goes to `IpAddr::from_str`.
+fn plain_ipv4(b: &[u8]) -> bool {
+    let mut parts = 0;
+    for part in b.split(|&c| c == b'.') {
+        parts += 1;
+        let ok = match *part {
+            [a] => a.is_ascii_digit(),
+            [a @ b'1'..=b'9', b] => b.is_ascii_digit() && a > 0,
+            [a @ b'1'..=b'2', b, c] => {
+                b.is_ascii_digit() && c.is_ascii_digit() && (a == b'1' || (b, c) <= (b'5', b'5'))
+            }
+            _ => false,
+        };
+        if !ok || parts > 4 {
+            return false;
+        }
+    }
+    parts == 4
 }
 
 /// `[dd/Mon/yyyy:hh:mm:ss +zzzz]`
@@ -287,6 +312,32 @@ fn request_line<'a>(a: &mut Access<'a>, req: Cow<'a, str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The dotted-quad shortcut accepts exactly what the standard parser does.
+    #[test]
+    fn plain_ipv4_agrees_with_std() {
+        let parts = [
+            "0", "1", "9", "10", "09", "99", "100", "199", "200", "249", "250", "255", "256", "260", "300", "999",
+            "0255", "", "a", "1a",
+        ];
+        for a in parts {
+            for b in parts {
+                for c in ["0", "255", "256", "01"] {
+                    for tail in ["", ".1", "."] {
+                        let s = format!("{a}.{b}.{c}{tail}");
+                        let std_ok = s.parse::<std::net::Ipv4Addr>().is_ok();
+                        assert!(!plain_ipv4(s.as_bytes()) || std_ok, "{s}");
+                        let s4 = format!("{a}.{b}.{c}.{a}{tail}");
+                        assert_eq!(
+                            plain_ipv4(s4.as_bytes()),
+                            s4.parse::<std::net::Ipv4Addr>().is_ok(),
+                            "{s4}"
+                        );
+                    }
+                }
+            }
+        }
+    }
     use crate::formats::test_util::{corpus, ctx, json_of, lines};
     use logpipe_schemas::time::rfc3339 as fmt;
 

@@ -311,42 +311,73 @@ mod tests {
         assert_eq!(find3(b"\x01\x01\x00\x01\x01\x01\x01\x01\x01", 0, 0, 0), Some(2));
     }
 
-    /// Every input in `fuzz/regressions/` (inputs that once broke a parser)
-    /// parses or fails cleanly in every format, and parsed events are valid JSON.
+    /// Every input kept in `fuzz/regressions/<target>/` (what `cargo fuzz`
+    /// found: inputs that once broke a parser, and a small set of inputs that
+    /// reach distinct code) goes through every format, with and without a
+    /// shipper host: no panic, and either a document that is valid JSON
+    /// keeping the line in `event.original`, or an error with a reason (the
+    /// dead letter's `logpipe.dlq.reason`).
     #[test]
     fn fuzz_regressions_replay() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions");
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            println!("note: {} absent, nothing to replay", dir.display());
-            return;
-        };
-        let ctx = LineContext {
-            ingest: 1_718_452_800_000_000,
-            host: None,
-            path: None,
-            offset: None,
-        };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "md") {
-                continue;
-            }
-            let data = std::fs::read(&path).unwrap();
-            for f in [
-                Format::Auto,
-                Format::Rfc5424,
-                Format::Rfc3164,
-                Format::Access,
-                Format::Json,
-                Format::Logfmt,
-            ] {
-                if let Ok(e) = parse(f, &data, &ctx) {
-                    let json = e.to_json();
-                    serde_json::from_slice::<serde_json::Value>(&json)
-                        .unwrap_or_else(|err| panic!("{}: {f}: invalid JSON: {err}", path.display()));
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions");
+        let mut files = Vec::new();
+        let mut dirs = vec![root.clone()];
+        while let Some(d) = dirs.pop() {
+            for entry in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_none_or(|e| e != "md") {
+                    files.push(path);
                 }
             }
         }
+        assert!(files.len() >= 6, "the regression corpus is in {}", root.display());
+        let contexts = [
+            LineContext {
+                ingest: 1_718_452_800_000_000,
+                host: None,
+                path: None,
+                offset: None,
+            },
+            LineContext {
+                ingest: 0,
+                host: Some("shipper-1"),
+                path: Some("/var/log/x"),
+                offset: Some(u64::MAX),
+            },
+        ];
+        let (mut ok, mut failed) = (0, 0);
+        for path in &files {
+            let data = std::fs::read(path).unwrap();
+            for ctx in &contexts {
+                for f in [
+                    Format::Auto,
+                    Format::Rfc5424,
+                    Format::Rfc3164,
+                    Format::Access,
+                    Format::Json,
+                    Format::Logfmt,
+                ] {
+                    match parse(f, &data, ctx) {
+                        Ok(e) => {
+                            assert_eq!(e.original, &data[..], "{}: {f}", path.display());
+                            let json = e.to_json();
+                            let v: serde_json::Value = serde_json::from_slice(&json)
+                                .unwrap_or_else(|err| panic!("{}: {f}: invalid JSON: {err}", path.display()));
+                            assert!(v["@timestamp"].is_string(), "{}: {f}: no @timestamp", path.display());
+                            assert!(v["event"]["original"].is_string(), "{}: {f}", path.display());
+                            ok += 1;
+                        }
+                        Err(e) => {
+                            assert!(!e.reason.is_empty(), "{}: {f}: error without a reason", path.display());
+                            failed += 1;
+                        }
+                    }
+                }
+            }
+        }
+        println!("{} inputs: {ok} documents, {failed} errors", files.len());
     }
 
     #[test]
