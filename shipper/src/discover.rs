@@ -10,7 +10,7 @@
 //! event queue, a directory that did not exist yet). Where inotify is
 //! unavailable, notify's polling watcher stands in (`shipper.watch`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fs::File;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
@@ -143,7 +143,7 @@ impl Discovery {
             roots: Vec::new(),
             watcher,
             known: HashSet::new(),
-            warned: HashMap::new(),
+            warned: HashSet::new(),
             found: found_tx,
             poll,
         };
@@ -218,7 +218,7 @@ struct Worker {
     /// Files handed to the reading thread and not closed by it since.
     known: HashSet<DevIno>,
     /// Paths that could not be opened, warned about once.
-    warned: HashMap<PathBuf, ()>,
+    warned: HashSet<PathBuf>,
     found: Sender<Found>,
     poll: Duration,
 }
@@ -266,9 +266,8 @@ impl Worker {
                     // Not there yet: the scans cover it until it is.
                     Err(e) if matches!(e.kind, notify::ErrorKind::PathNotFound) => {}
                     Err(e) => {
-                        if !self.warned.contains_key(dir) {
+                        if self.warned.insert(dir.clone()) {
                             tracing::warn!(dir = %dir.display(), error = %e, "cannot watch directory; new files there are found by polling");
-                            self.warned.insert(dir.clone(), ());
                         }
                     }
                 }
@@ -304,9 +303,9 @@ impl Worker {
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
-                    if !self.warned.contains_key(&path) {
+                    if !self.warned.contains(&path) {
                         tracing::warn!(path = %path.display(), error = %e, "cannot open file; will retry");
-                        self.warned.insert(path, ());
+                        self.warned.insert(path);
                     }
                 }
             }

@@ -328,6 +328,7 @@ ruleset(name="tokafka") {{
 
 /// kcat exits once everything is acknowledged; its CPU and peak RSS come
 /// from `wait4`.
+#[allow(clippy::zombie_processes)] // reaped by wait4, which std's Child cannot see
 fn kcat(brokers: &str, file: &Path, lines: u64) -> Figures {
     let topic = "ship-kcat";
     let counter = Counter::new(brokers, topic);
