@@ -129,6 +129,9 @@ pub struct ShipperConfig {
     /// How often to look for new files and for growth when no event arrives.
     #[serde(default = "default_poll_ms")]
     pub poll_interval_ms: u64,
+    /// How new, renamed and deleted files are noticed between scans.
+    #[serde(default)]
+    pub watch: WatchMode,
     /// A last line without newline is shipped after it stayed unchanged this long.
     #[serde(default = "default_partial_line_ms")]
     pub partial_line_timeout_ms: u64,
@@ -208,6 +211,18 @@ pub struct FileInput {
     pub rotation: RotationConfig,
     /// Multiline joining (off when absent).
     pub multiline: Option<MultilineConfig>,
+}
+
+/// `inotify` fails at start when inotify cannot be used; `auto` falls back to
+/// polling then; `poll` never uses inotify (network file systems, where
+/// inotify does not see other hosts' writes).
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum WatchMode {
+    #[default]
+    Auto,
+    Inotify,
+    Poll,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]

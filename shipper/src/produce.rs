@@ -21,26 +21,52 @@ pub fn line_headers(
             value: Some(v.as_bytes()),
         });
     }
-    let mut num = itoa(offset);
+    let mut num = Digits::default();
     h = h.insert(Header {
         key: logpipe_schemas::raw::HEADER_OFFSET,
-        value: Some(num.as_str()),
+        value: Some(num.format(offset)),
     });
-    num = itoa(ingest_ms as u64);
     h = h.insert(Header {
         key: logpipe_schemas::raw::HEADER_INGEST_MS,
-        value: Some(num.as_str()),
+        value: Some(num.format(ingest_ms as u64)),
     });
     if let Some(total) = truncated {
-        num = itoa(total);
         h = h.insert(Header {
             key: logpipe_schemas::raw::HEADER_TRUNCATED,
-            value: Some(num.as_str()),
+            value: Some(num.format(total)),
         });
     }
     h
 }
 
-fn itoa(v: u64) -> String {
-    v.to_string()
+/// Decimal digits of a number, on the stack: two headers per line need one,
+/// and a `String` each would be two allocations per line for nothing.
+#[derive(Default)]
+struct Digits([u8; 20]);
+
+impl Digits {
+    fn format(&mut self, mut v: u64) -> &[u8] {
+        let mut i = self.0.len();
+        loop {
+            i -= 1;
+            self.0[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                return &self.0[i..];
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digits() {
+        let mut d = Digits::default();
+        for v in [0, 7, 10, 1_795_341_600_000, u64::MAX] {
+            assert_eq!(d.format(v), v.to_string().as_bytes());
+        }
+    }
 }

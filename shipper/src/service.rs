@@ -1,13 +1,14 @@
-//! The shipper loop: discover, read, send, apply acknowledgements, checkpoint.
+//! The shipper loop: adopt discovered files, read, send, apply
+//! acknowledgements, checkpoint.
 //!
 //! It runs on one plain thread: reading files and enqueueing to librdkafka
 //! never wait on anything but each other, and one thread owning every file's
-//! state needs no locks. Acknowledgements arrive on a channel from
-//! librdkafka's delivery thread.
+//! state needs no locks. Files arrive already open from the discovery thread
+//! (`discover`), acknowledgements on a channel from librdkafka's delivery
+//! thread.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fs::File;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -20,7 +21,7 @@ use logpipe_schemas::raw;
 use rdkafka::producer::Producer as _;
 
 use crate::checkpoint::Checkpoints;
-use crate::discover::Discover;
+use crate::discover::{DevIno, Discovery, Found};
 use crate::fingerprint;
 use crate::multiline::{self, Joiner};
 use crate::produce::{self, Ack, Producer, SendError};
@@ -65,6 +66,22 @@ struct FileStats {
     bytes_acked: u64,
 }
 
+/// A file opened by discovery whose reading cannot start yet: its first line
+/// is not complete (no identity yet), or it is a copy of a file still being
+/// read (copytruncate). Holding its descriptor keeps its bytes readable even
+/// if it is deleted meanwhile.
+struct Pending {
+    path: PathBuf,
+    file: File,
+    id: DevIno,
+    /// The inode of a file truncated under us: its new content starts at 0.
+    truncated_in_place: bool,
+    /// Found by the first scan: `start_at` applies (files that appear later
+    /// are read from their beginning, or rotation would lose their first lines).
+    at_startup: bool,
+    rotated_at: Option<Instant>,
+}
+
 #[derive(Default)]
 struct Counters {
     lines_read: u64,
@@ -81,36 +98,43 @@ pub fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let (ctx, acks) = produce::ack_channel();
-    let producer: Producer = kafka::producer_config(kafka_cfg)
+    let mut producer_cfg = kafka::producer_config(kafka_cfg);
+    for (key, value) in SHIPPER_PRODUCER {
+        if !kafka_cfg.options.contains_key(*key) {
+            producer_cfg.set(*key, *value);
+        }
+    }
+    let producer: Producer = producer_cfg
         .create_with_context(ctx)
         .context("creating the Kafka producer")?;
     let mut checkpoints = Checkpoints::load(&cfg.data_dir)?;
+    let discovery = Discovery::spawn(cfg)?;
     let mut state = State {
         cfg,
         topic: &kafka_cfg.raw_topic,
         host,
         producer,
         slots: Vec::new(),
-        discover: Discover::new(&cfg.inputs),
+        discovery,
+        pending: Vec::new(),
+        listed_once: false,
+        last_pending_try: Instant::now(),
         counters: Counters::default(),
         fatal_backoff_until: None,
         next_slot: 0,
     };
 
-    let poll = Duration::from_millis(cfg.poll_interval_ms);
     let checkpoint_every = Duration::from_millis(cfg.checkpoint_interval_ms);
-    let (mut last_discover, mut last_checkpoint) = (Instant::now() - poll, Instant::now());
+    let mut last_checkpoint = Instant::now();
     let mut last_expire = Instant::now();
+    // Often enough that a short TTL (tests, small disks) is kept to.
+    let expire_every = Duration::from_secs((cfg.checkpoint_ttl_secs / 2).clamp(1, 60));
 
     while !shutdown.is_cancelled() {
-        if last_discover.elapsed() >= poll {
-            state.discover(&mut checkpoints);
-            last_discover = Instant::now();
-        }
-        // Reading yields to discovery at every poll interval: a rotated
-        // file must be opened before logrotate deletes it, however many
-        // busy files there are to read.
-        let progressed = state.read_all(last_discover + poll);
+        state.adopt(&checkpoints);
+        // Discovery holds new files open already, so a pass only yields
+        // for them to be adopted and read in a timely way.
+        let progressed = state.read_all(Instant::now() + PASS);
         state.apply_acks(
             &acks,
             &mut checkpoints,
@@ -120,13 +144,16 @@ pub fn run(
                 Some(Duration::from_millis(20))
             },
         );
-        if last_checkpoint.elapsed() >= checkpoint_every || state.window_needs_persist() {
+        // Early when re-send windows fill up, but at most four times a
+        // second: each write is two fsyncs, on this thread.
+        let since = last_checkpoint.elapsed();
+        if since >= checkpoint_every || (since >= MIN_PERSIST_GAP && state.window_needs_persist()) {
             checkpoints.persist()?;
             state.persisted();
             state.report();
             last_checkpoint = Instant::now();
         }
-        if last_expire.elapsed() >= Duration::from_secs(60) {
+        if last_expire.elapsed() >= expire_every {
             let now = now_ms();
             for w in state.slots.iter().flatten() {
                 checkpoints.touch(w.fingerprint, now);
@@ -158,7 +185,11 @@ struct State<'a> {
     host: &'a str,
     producer: Producer,
     slots: Vec<Option<Watched>>,
-    discover: Discover,
+    discovery: Discovery,
+    pending: Vec<Pending>,
+    /// Whether discovery's first scan was taken in (see [`Pending::at_startup`]).
+    listed_once: bool,
+    last_pending_try: Instant,
     counters: Counters,
     fatal_backoff_until: Option<Instant>,
     /// Where the next reading pass starts, so a pass cut short by its
@@ -167,73 +198,145 @@ struct State<'a> {
 }
 
 impl State<'_> {
-    fn discover(&mut self, checkpoints: &mut Checkpoints) {
-        let paths = self.discover.scan();
-        let mut seen = HashSet::new();
-        for path in paths {
-            let Ok(meta) = std::fs::metadata(&path) else { continue };
-            let id = (meta.dev(), meta.ino());
-            seen.insert(id);
-            if let Some(w) = self.slots.iter_mut().flatten().find(|w| !w.retired && w.dev_ino == id) {
-                if w.path != path {
-                    tracing::info!(from = %w.path.display(), to = %path.display(), "file renamed");
-                    w.path = path;
-                    w.fixed_headers = fixed_headers(self.host, &w.path, w.fingerprint);
+    /// Takes in what discovery found, and starts reading pending files
+    /// whose identity is now known.
+    fn adopt(&mut self, checkpoints: &Checkpoints) {
+        let mut any = false;
+        while let Ok(found) = self.discovery.found.try_recv() {
+            any = true;
+            match found {
+                Found::Opened { path, file, id } => {
+                    let have = self.slots.iter().flatten().any(|w| !w.retired && w.dev_ino == id)
+                        || self.pending.iter().any(|p| p.id == id);
+                    if have {
+                        continue; // already reading it through another descriptor
+                    }
+                    let truncated_in_place = self.slots.iter().flatten().any(|w| w.retired && w.dev_ino == id);
+                    self.pending.push(Pending {
+                        path,
+                        file,
+                        id,
+                        truncated_in_place,
+                        at_startup: !self.listed_once,
+                        rotated_at: None,
+                    });
                 }
-                w.rotated = false;
-                continue;
-            }
-            if let Err(e) = self.open(&path, id, meta.len(), checkpoints) {
-                tracing::warn!(path = %path.display(), error = %e, "cannot open file; will retry");
+                Found::Listing(listing) => {
+                    self.listed_once = true;
+                    self.apply_listing(listing);
+                }
             }
         }
-        for w in self.slots.iter_mut().flatten() {
-            if !seen.contains(&w.dev_ino) && !w.rotated {
-                tracing::info!(path = %w.path.display(), "file rotated away; reading it to its end");
-                w.rotated = true;
+        if any || self.last_pending_try.elapsed() >= PENDING_RETRY {
+            self.last_pending_try = Instant::now();
+            self.try_pending(checkpoints);
+        }
+    }
+
+    /// Follows renames, and marks files no longer listed as rotated away.
+    fn apply_listing(&mut self, listing: Vec<(PathBuf, DevIno)>) {
+        let now_at: HashMap<DevIno, PathBuf> = listing.into_iter().map(|(p, id)| (id, p)).collect();
+        for w in self.slots.iter_mut().flatten().filter(|w| !w.retired) {
+            match now_at.get(&w.dev_ino) {
+                Some(path) => {
+                    if *path != w.path {
+                        tracing::info!(from = %w.path.display(), to = %path.display(), "file renamed");
+                        w.path = path.clone();
+                        w.fixed_headers = fixed_headers(self.host, &w.path, w.fingerprint);
+                    }
+                    w.rotated = false;
+                }
+                None if !w.rotated => {
+                    tracing::info!(path = %w.path.display(), "file rotated away; reading it to its end");
+                    w.rotated = true;
+                }
+                None => {}
+            }
+        }
+        for p in &mut self.pending {
+            match now_at.get(&p.id) {
+                Some(path) => {
+                    p.path = path.clone();
+                    p.rotated_at = None;
+                }
+                None => {
+                    p.rotated_at.get_or_insert_with(Instant::now);
+                }
             }
         }
     }
 
-    fn open(&mut self, path: &Path, id: (u64, u64), len: u64, checkpoints: &Checkpoints) -> anyhow::Result<()> {
-        let file = File::open(path)?;
-        let Some(fp) = fingerprint::of_file(&file)? else {
-            return Ok(()); // no complete first line yet
-        };
-        if self.slots.iter().flatten().any(|w| w.fingerprint == fp) {
-            // Same content as a file already tailed: a copy made by
-            // copytruncate rotation, or a hard link. While the original is
-            // open its lines are read there; once it was truncated and
-            // everything it sent is acknowledged, it is let go and the copy
-            // is opened here again, resuming at the checkpoint, so the lines
-            // written just before the truncation are read from the copy.
-            return Ok(());
+    fn try_pending(&mut self, checkpoints: &Checkpoints) {
+        let idle = Duration::from_millis(self.cfg.rotated_idle_close_ms);
+        let mut i = 0;
+        while i < self.pending.len() {
+            let p = &self.pending[i];
+            let gone_idle = p.rotated_at.is_some_and(|t| t.elapsed() >= idle);
+            match fingerprint::of_file(&p.file) {
+                Ok(Some(fp)) => {
+                    // Same content as a file already tailed: a copy made by
+                    // copytruncate rotation, or a hard link. While the original
+                    // is open its lines are read there; once it was truncated
+                    // and everything it sent is acknowledged, it is let go and
+                    // the copy is read here, resuming at the checkpoint, so
+                    // the lines written just before the truncation are read
+                    // from the copy. A copy that went away while its original
+                    // is still read normally is not needed.
+                    let original = self.slots.iter().flatten().find(|w| w.fingerprint == fp);
+                    match original {
+                        Some(w) if gone_idle && !w.retired => {
+                            let p = self.pending.remove(i);
+                            self.let_go(p.id);
+                        }
+                        Some(_) => i += 1,
+                        None => {
+                            let p = self.pending.remove(i);
+                            if let Err(e) = self.open(p, fp, checkpoints) {
+                                tracing::warn!(error = %e, "cannot start reading a file");
+                            }
+                        }
+                    }
+                }
+                // No complete first line yet, and gone: nothing to read.
+                Ok(None) if gone_idle => {
+                    let p = self.pending.remove(i);
+                    self.let_go(p.id);
+                }
+                Ok(None) => i += 1,
+                Err(e) => {
+                    tracing::warn!(path = %p.path.display(), error = %e, "cannot read file; will retry");
+                    i += 1;
+                }
+            }
         }
-        // The same inode as a file that was truncated: new content from 0.
-        let truncated_in_place = self.slots.iter().flatten().any(|w| w.retired && w.dev_ino == id);
+    }
+
+    fn open(&mut self, p: Pending, fp: u64, checkpoints: &Checkpoints) -> anyhow::Result<()> {
+        let len = p.file.metadata()?.len();
         let start = match checkpoints.get(fp) {
             // Shorter than the checkpoint: rewritten while we were away.
             Some(off) if off > len => 0,
             Some(off) => off,
-            None if truncated_in_place => 0,
-            None if self.cfg.start_at == StartAt::End => len,
+            None if p.truncated_in_place => 0,
+            None if p.at_startup && self.cfg.start_at == StartAt::End => len,
             None => 0,
         };
-        tracing::info!(path = %path.display(), fingerprint = %raw::fingerprint_hex(fp), start, "tailing");
+        tracing::info!(path = %p.path.display(), fingerprint = %raw::fingerprint_hex(fp), start, "tailing");
+        let multiline = multiline::for_path(&self.cfg.inputs, &p.path);
         let w = Watched {
-            path: path.to_path_buf(),
             fingerprint: fp,
-            dev_ino: id,
-            tail: Tail::new(file, start, self.cfg.max_line_bytes).verify_identity(fp),
+            dev_ino: p.id,
+            tail: Tail::new(p.file, start, self.cfg.max_line_bytes).verify_identity(fp),
             tracker: AckTracker::new(start),
             key: raw::record_key(self.host, fp).into_bytes(),
-            fixed_headers: fixed_headers(self.host, path, fp),
-            rotated: false,
+            fixed_headers: fixed_headers(self.host, &p.path, fp),
+            path: p.path,
+            rotated: p.rotated_at.is_some(),
             retired: false,
             needs_rewind: false,
             last_progress: Instant::now(),
             unpersisted: 0,
-            multiline: multiline::for_path(&self.cfg.inputs, path),
+            multiline,
             stats: FileStats::default(),
         };
         match self.slots.iter().position(Option::is_none) {
@@ -241,6 +344,15 @@ impl State<'_> {
             None => self.slots.push(Some(w)),
         }
         Ok(())
+    }
+
+    /// Tells discovery a file was let go, unless another descriptor of it is
+    /// still read here (a file truncated in place and read anew).
+    fn let_go(&self, id: DevIno) {
+        let still = self.slots.iter().flatten().any(|w| w.dev_ino == id) || self.pending.iter().any(|p| p.id == id);
+        if !still {
+            self.discovery.closed(id);
+        }
     }
 
     /// One pass of reading over every file. Returns whether anything moved.
@@ -273,12 +385,14 @@ impl State<'_> {
             let unpersisted = w.unpersisted;
             let (producer, topic, counters) = (&self.producer, self.topic, &mut self.counters);
             let mut fatal = None;
+            // One clock read per poll (at most 256 KiB read) is precise enough.
+            let ingest_ms = now_ms();
             let (tracker, key, fixed, stats) = (&mut w.tracker, &w.key, &w.fixed_headers, &mut w.stats);
             let mut send = |offset: u64, end: u64, bytes: &[u8], truncated: Option<u64>| {
                 if tracker.in_flight() + unpersisted >= max_in_flight {
                     return false;
                 }
-                let headers = produce::line_headers(fixed, offset, now_ms(), truncated);
+                let headers = produce::line_headers(fixed, offset, ingest_ms, truncated);
                 let opaque = produce::pack(slot, tracker.next_seq());
                 match produce::send_line(producer, topic, key, bytes, headers, opaque) {
                     Ok(()) => {
@@ -328,6 +442,22 @@ impl State<'_> {
                 Ok(Outcome::Truncated) => {
                     tracing::info!(path = %w.path.display(), "file truncated (copytruncate); starting it over");
                     w.retired = true;
+                    // Its new content is read through a descriptor of its own
+                    // once it has a first line; this one waits for acks.
+                    match w.tail.file().try_clone() {
+                        Ok(file) => self.pending.push(Pending {
+                            path: w.path.clone(),
+                            file,
+                            id: w.dev_ino,
+                            truncated_in_place: true,
+                            at_startup: false,
+                            rotated_at: None,
+                        }),
+                        Err(e) => {
+                            tracing::warn!(path = %w.path.display(), error = %e, "cannot reopen a truncated file; discovery will");
+                            self.discovery.closed(w.dev_ino);
+                        }
+                    }
                 }
                 Ok(Outcome::Idle | Outcome::Blocked) => {}
                 Err(e) => tracing::warn!(path = %w.path.display(), error = %e, "read failed; will retry"),
@@ -354,8 +484,8 @@ impl State<'_> {
     /// rotated ones once read to the end, acknowledged and idle.
     fn release_finished(&mut self, checkpoints: &mut Checkpoints) {
         let idle = Duration::from_millis(self.cfg.rotated_idle_close_ms);
-        for slot in self.slots.iter_mut() {
-            let Some(w) = slot else { continue };
+        for i in 0..self.slots.len() {
+            let Some(w) = &self.slots[i] else { continue };
             let done = w.tracker.in_flight() == 0
                 && !w.needs_rewind
                 // A retired file's pending event is re-read from the copy,
@@ -374,7 +504,9 @@ impl State<'_> {
                     &w.path.to_string_lossy(),
                     now_ms(),
                 );
-                *slot = None;
+                let id = w.dev_ino;
+                self.slots[i] = None;
+                self.let_go(id);
             }
         }
     }
@@ -457,6 +589,19 @@ impl State<'_> {
         }
     }
 }
+
+/// The shipper's own producer settings over the shared ones (`kafka.options`
+/// still wins): the files are the buffer, so librdkafka's queue only needs to
+/// keep batches flowing; 16 MiB of it holds ~50,000 lines with their headers,
+/// which keeps the process's memory small. A longer linger makes fewer,
+/// larger (better compressed) requests; the latency is a few ms.
+const SHIPPER_PRODUCER: &[(&str, &str)] = &[("queue.buffering.max.kbytes", "16384"), ("linger.ms", "20")];
+
+const MIN_PERSIST_GAP: Duration = Duration::from_millis(250);
+/// Longest reading pass before new files and acknowledgements are taken in.
+const PASS: Duration = Duration::from_millis(50);
+/// How often files waiting for their first line are looked at again.
+const PENDING_RETRY: Duration = Duration::from_millis(50);
 
 fn fixed_headers(host: &str, path: &Path, fp: u64) -> Vec<(&'static str, String)> {
     vec![

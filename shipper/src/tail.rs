@@ -85,6 +85,11 @@ impl Tail {
         self.consumed
     }
 
+    /// The open file, for another descriptor of it.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
     /// Size of the file now.
     pub fn file_len(&self) -> std::io::Result<u64> {
         Ok(self.file.metadata()?.len())
