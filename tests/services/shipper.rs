@@ -197,6 +197,10 @@ pub fn consume_until(
         // The stand-in answers a consumer far behind with more than that at
         // once; librdkafka rejects such a response and retries forever.
         .set("receive.message.max.bytes", "1000000000")
+        // It also ignores every fetch size limit: a consumer far behind gets
+        // the whole backlog in one response, which can take longer to build
+        // than librdkafka's default 60 s request timeout.
+        .set("socket.timeout.ms", "300000")
         .create()
         .unwrap();
     let deadline = Instant::now() + within;
