@@ -8,6 +8,8 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use rdkafka::message::ToBytes;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, ThreadedProducer};
 
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -31,6 +33,35 @@ impl Drop for KillOnDrop {
             let _ = self.0.kill();
             let _ = self.0.wait();
         }
+    }
+}
+
+/// Starts `logpipe ROLE --config CONFIG` from `bin_dir` (the release build
+/// beside the bench), warnings only, its output appended to `log`.
+pub fn spawn_logpipe(bin_dir: &Path, role: &str, config: &Path, log: &Path) -> KillOnDrop {
+    let log = std::fs::File::create(log).unwrap();
+    KillOnDrop(
+        Command::new(bin_dir.join("logpipe"))
+            .args([role, "--config"])
+            .arg(config)
+            .env("RUST_LOG", "warn")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("logpipe (build it with --release)"),
+    )
+}
+
+/// Enqueues a record, waiting while the producer's local queue is full: a
+/// prefill must not drop what it counts on.
+pub fn send_waiting<K, P>(producer: &ThreadedProducer<DefaultProducerContext>, mut record: BaseRecord<'_, K, P>)
+where
+    K: ToBytes + ?Sized,
+    P: ToBytes + ?Sized,
+{
+    while let Err((_, r)) = producer.send(record) {
+        record = r;
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
 

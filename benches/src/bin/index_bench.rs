@@ -20,7 +20,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use logpipe_benches::services::{free_port, noida_bin, KillOnDrop, Noida};
+use logpipe_benches::proc_stats;
+use logpipe_benches::services::{free_port, noida_bin, send_waiting, spawn_logpipe, KillOnDrop, Noida};
 use rdkafka::config::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -123,17 +124,7 @@ fn run(
         ),
     )
     .unwrap();
-    let log = std::fs::File::create(dir.join(format!("{group}.log"))).unwrap();
-    let child = KillOnDrop(
-        Command::new(bin_dir.join("logpipe"))
-            .args(["index", "--config"])
-            .arg(&config)
-            .env("RUST_LOG", "warn")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("logpipe (build it with --release)"),
-    );
+    let child = spawn_logpipe(bin_dir, "index", &config, &dir.join(format!("{group}.log")));
     let pid = child.0.id();
     let target = events as u64;
     let from = target / 10;
@@ -244,28 +235,17 @@ fn produce(brokers: &str, topic: &str, events: usize) {
             key: "logpipe.event_ms",
             value: Some("1795341600000"),
         });
-        let mut record = BaseRecord::to(topic).key(&key).payload(&payload).headers(headers);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    record = r;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-            }
-        }
+        send_waiting(
+            &producer,
+            BaseRecord::to(topic).key(&key).payload(&payload).headers(headers),
+        );
     }
     producer.flush(Duration::from_secs(300)).expect("flush");
 }
 
-/// utime + stime of a process, in seconds.
+/// utime + stime of a process, in seconds; 0 once it is gone.
 fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    ticks / 100.0
+    proc_stats::cpu_time(pid).map_or(0.0, |d| d.as_secs_f64())
 }
 
 fn count(body: &str) -> Option<u64> {

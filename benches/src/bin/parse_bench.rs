@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use logpipe_benches::inputs::corpus_lines;
 use logpipe_benches::proc_stats;
-use logpipe_benches::services::{noida_bin, KillOnDrop, Noida};
+use logpipe_benches::services::{noida_bin, send_waiting, spawn_logpipe, Noida};
 use logpipe_schemas::raw::{record_key, SourceMeta};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -169,16 +169,7 @@ fn produce(brokers: &str, lines: &[String], events: usize) {
                 value: Some(&v),
             });
         }
-        let mut record = BaseRecord::to(RAW).key(&key).payload(line).headers(headers);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    record = r;
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-            }
-        }
+        send_waiting(&producer, BaseRecord::to(RAW).key(&key).payload(line).headers(headers));
     }
     producer.flush(Duration::from_secs(600)).expect("flush");
 }
@@ -238,17 +229,7 @@ fn run_parser(bin_dir: &Path, dir: &Path, brokers: &str, events: usize, partitio
     )
     .unwrap();
     let log_path = dir.join("parse.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let child = KillOnDrop(
-        Command::new(bin_dir.join("logpipe"))
-            .args(["parse", "--config"])
-            .arg(&config)
-            .env("RUST_LOG", "warn")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("logpipe (build it with --release)"),
-    );
+    let child = spawn_logpipe(bin_dir, "parse", &config, &log_path);
     let pid = child.id();
     let watcher: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)

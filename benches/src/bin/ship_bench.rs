@@ -21,7 +21,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use logpipe_benches::proc_stats;
-use logpipe_benches::services::{noida_bin, KillOnDrop, Noida};
+use logpipe_benches::services::{noida_bin, spawn_logpipe, KillOnDrop, Noida};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -258,18 +258,8 @@ fn logpipe(bin_dir: &Path, dir: &Path, brokers: &str, file: &Path, lines: u64) -
     )
     .unwrap();
     let log_path = dir.join("logpipe.log");
-    let log = std::fs::File::create(&log_path).unwrap();
     let start = Instant::now();
-    let child = KillOnDrop(
-        Command::new(bin_dir.join("logpipe"))
-            .args(["ship", "--config"])
-            .arg(&config)
-            .env("RUST_LOG", "warn")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("logpipe (build it with --release)"),
-    );
+    let child = spawn_logpipe(bin_dir, "ship", &config, &log_path);
     let pid = child.id();
     let wall = counter.wait_for(lines, start, pid, &log_path);
     let cpu = proc_stats::cpu_time(pid).unwrap();
