@@ -72,19 +72,24 @@ pub enum SendError {
     Fatal(KafkaError),
 }
 
-/// Enqueues one record. Never blocks.
+/// Enqueues one record. Never blocks. Without `timestamp_ms`, librdkafka
+/// stamps the record with the current time.
 pub fn send(
     producer: &AckProducer,
     topic: &str,
     key: &[u8],
     payload: &[u8],
     headers: OwnedHeaders,
+    timestamp_ms: Option<i64>,
     opaque: usize,
 ) -> Result<(), SendError> {
-    let record = BaseRecord::with_opaque_to(topic, opaque)
+    let mut record = BaseRecord::with_opaque_to(topic, opaque)
         .key(key)
         .payload(payload)
         .headers(headers);
+    if let Some(ms) = timestamp_ms {
+        record = record.timestamp(ms);
+    }
     match producer.send(record) {
         Ok(()) => Ok(()),
         Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => Err(SendError::QueueFull),

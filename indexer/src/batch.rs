@@ -25,6 +25,9 @@ pub struct Doc {
     pub topic: Arc<str>,
     pub partition: i32,
     pub offset: i64,
+    /// The record's timestamp: the parser sets it to when the shipper read
+    /// the line, for the end-to-end lag. 0 when unknown.
+    pub ingest_ms: i64,
 }
 
 impl Doc {
@@ -171,6 +174,7 @@ mod tests {
             topic: "t".into(),
             partition: 0,
             offset: 0,
+            ingest_ms: 0,
         }
     }
 

@@ -185,6 +185,7 @@ mod tests {
             topic: "t".into(),
             partition: 0,
             offset: 0,
+            ingest_ms: 0,
         }
     }
 

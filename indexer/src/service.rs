@@ -298,6 +298,7 @@ fn to_doc(m: &BorrowedMessage<'_>, intake: &mut Intake) -> Doc {
         },
         partition: m.partition(),
         offset: m.offset(),
+        ingest_ms: m.timestamp().to_millis().unwrap_or(0),
     }
 }
 
@@ -414,7 +415,7 @@ impl Writer {
             match outcome {
                 Outcome::Indexed => {
                     indexed += 1;
-                    logpipe_core::lag::observe("index", || ingest_ms(&doc));
+                    logpipe_core::lag::observe("index", || doc.ingest_ms);
                     acked.push((doc.slot, doc.seq));
                 }
                 Outcome::Duplicate => {
@@ -508,14 +509,6 @@ impl Writer {
             }
         }
     }
-}
-
-/// When the shipper read the document's line (its `logpipe.ingest_ms`
-/// header), or 0 for records from other producers.
-fn ingest_ms(doc: &Doc) -> i64 {
-    doc.header(logpipe_schemas::raw::HEADER_INGEST_MS)
-        .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Exponential backoff from 100 ms, capped at [`MAX_BACKOFF`], with jitter

@@ -15,7 +15,8 @@ use logpipe_core::ack::PartitionAcks;
 use logpipe_core::delivery::{self, AckProducer, SendError};
 use logpipe_core::kafka;
 use logpipe_core::shutdown::CancellationToken;
-use logpipe_schemas::{dead_letter, event, id, raw};
+use logpipe_schemas::raw::SourceMeta;
+use logpipe_schemas::{dead_letter, event, id};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::producer::Producer as _;
@@ -125,15 +126,17 @@ fn handle(
     acks: &mut PartitionAcks,
 ) -> bool {
     let line = msg.payload().unwrap_or_default();
-    let meta = source_of(msg);
-    let ingest_ms = meta
-        .as_ref()
-        .map(|m| m.ingest_ms)
+    let meta = msg
+        .headers()
+        .and_then(|h| SourceMeta::from_headers(h.iter().map(|h| (h.key, h.value))));
+    // The raw record's timestamp is when the shipper read the line.
+    let ingest_ms = msg
+        .timestamp()
+        .to_millis()
         .filter(|ms| *ms > 0)
-        .or_else(|| msg.timestamp().to_millis())
         .unwrap_or_else(logpipe_core::now_ms);
-    if let Some(m) = &meta {
-        logpipe_core::lag::observe("parse", || m.ingest_ms);
+    if meta.is_some() {
+        logpipe_core::lag::observe("parse", || ingest_ms);
     }
     let ctx = LineContext {
         ingest: ingest_ms * 1000,
@@ -155,12 +158,20 @@ fn handle(
     let format = formats.select(msg.topic(), ctx.host, ctx.path);
     let parsed = formats::parse(format, line, &ctx);
     let ok = parsed.is_ok();
-    let (topic, payload, extra): (&str, &[u8], Vec<(&str, String)>) = match parsed {
+    // A document carries only its event time: everything else the indexer
+    // needs is in the JSON, and librdkafka allocates each header separately.
+    // A dead letter keeps the raw record's headers, so it can be replayed.
+    let (topic, payload, keep_source, extra): (&str, &[u8], bool, Vec<(&str, String)>) = match parsed {
         Ok(ev) => {
             out.clear();
             ev.write_json(out);
             let ms = ev.timestamp.div_euclid(1000).to_string();
-            (&k.parsed_topic, out.as_slice(), vec![(event::HEADER_EVENT_MS, ms)])
+            (
+                &k.parsed_topic,
+                out.as_slice(),
+                false,
+                vec![(event::HEADER_EVENT_MS, ms)],
+            )
         }
         Err(e) => {
             let extra = vec![
@@ -174,15 +185,17 @@ fn handle(
                     dead_letter::origin(msg.topic(), msg.partition(), msg.offset()),
                 ),
             ];
-            (&k.dead_letter_topic, line, extra)
+            (&k.dead_letter_topic, line, true, extra)
         }
     };
     // The parsed topic's key is the document id; the dead letter keeps the id
     // too, so a replayed dead letter lands on the same document.
     loop {
         // A failed send consumes the headers, so they are built per attempt.
-        let headers = with_headers(msg, &extra);
-        match delivery::send(producer, topic, doc_id, payload, headers, opaque) {
+        let headers = with_headers(keep_source.then_some(msg), &extra);
+        // Both keep the ingest time as their timestamp, for `event.ingested`
+        // on a replay and for the indexer's end-to-end lag.
+        match delivery::send(producer, topic, doc_id, payload, headers, Some(ingest_ms), opaque) {
             Ok(()) => return ok,
             Err(SendError::QueueFull) => {
                 // Backpressure from Kafka: apply acks while we wait for room.
@@ -197,45 +210,12 @@ fn handle(
     }
 }
 
-/// A record's logpipe source headers, borrowed from it: the same reading as
-/// `SourceMeta::from_headers` (host, fingerprint and offset required; a
-/// repeated header's last value wins) without allocating per record.
-struct Source<'m> {
-    host: &'m str,
-    path: &'m str,
-    fingerprint: u64,
-    offset: u64,
-    ingest_ms: i64,
-}
-
-fn source_of<'m>(msg: &'m BorrowedMessage<'_>) -> Option<Source<'m>> {
-    let (mut host, mut path, mut fp, mut off, mut ingest) = (None, None, None, None, None);
-    for h in msg.headers()?.iter() {
-        let Some(value) = h.value else { continue };
-        let text = std::str::from_utf8(value).ok();
-        match h.key {
-            raw::HEADER_HOST => host = text,
-            raw::HEADER_PATH => path = text,
-            raw::HEADER_FINGERPRINT => fp = text.and_then(|t| u64::from_str_radix(t, 16).ok()),
-            raw::HEADER_OFFSET => off = text.and_then(|t| t.parse().ok()),
-            raw::HEADER_INGEST_MS => ingest = text.and_then(|t| t.parse().ok()),
-            _ => {}
-        }
-    }
-    Some(Source {
-        host: host?,
-        path: path.unwrap_or_default(),
-        fingerprint: fp?,
-        offset: off?,
-        ingest_ms: ingest.unwrap_or(0),
-    })
-}
-
-/// The consumed record's headers (its source metadata travels on), plus `extra`.
-fn with_headers(msg: &BorrowedMessage<'_>, extra: &[(&str, String)]) -> OwnedHeaders {
-    let n = msg.headers().map_or(0, |h| h.count());
+/// The consumed record's headers (when given), plus `extra`.
+fn with_headers(msg: Option<&BorrowedMessage<'_>>, extra: &[(&str, String)]) -> OwnedHeaders {
+    let source = msg.and_then(|m| m.headers());
+    let n = source.map_or(0, |h| h.count());
     let mut h = OwnedHeaders::new_with_capacity(n + extra.len());
-    if let Some(src) = msg.headers() {
+    if let Some(src) = source {
         for header in src.iter() {
             h = h.insert(Header {
                 key: header.key,

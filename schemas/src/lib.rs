@@ -12,9 +12,10 @@ pub mod raw;
 pub mod templates;
 pub mod time;
 
-/// Version of the wire contracts, carried in the `logpipe.v` header of every
-/// record logpipe writes. Bump it on any incompatible change.
-pub const WIRE_VERSION: &str = "1";
+/// Version of the wire contracts, the first field of the `logpipe.src` header
+/// of every raw record logpipe writes. Bump it on any incompatible change.
+/// Version 1 carried one header per field (`logpipe.v`, `logpipe.host`, ...).
+pub const WIRE_VERSION: &str = "2";
 
 /// Default topic names; every one is configurable.
 pub const DEFAULT_RAW_TOPIC: &str = "logpipe-raw";

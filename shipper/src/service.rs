@@ -35,7 +35,8 @@ struct Watched {
     tail: Tail,
     tracker: AckTracker,
     key: Vec<u8>,
-    fixed_headers: Vec<(&'static str, String)>,
+    /// The `logpipe.src` header value of this file's lines, up to the offset.
+    source_prefix: String,
     /// The path now names another file (or none): read to the end, then let go.
     rotated: bool,
     /// Truncated under us (copytruncate): read no more, wait for acks, let go.
@@ -242,7 +243,7 @@ impl State<'_> {
                     if *path != w.path {
                         tracing::info!(from = %w.path.display(), to = %path.display(), "file renamed");
                         w.path = path.clone();
-                        w.fixed_headers = fixed_headers(self.host, &w.path, w.fingerprint);
+                        w.source_prefix = source_prefix(self.host, &w.path, w.fingerprint);
                     }
                     w.rotated = false;
                 }
@@ -329,7 +330,7 @@ impl State<'_> {
             tail: Tail::new(p.file, start, self.cfg.max_line_bytes).verify_identity(fp),
             tracker: AckTracker::new(start),
             key: raw::record_key(self.host, fp).into_bytes(),
-            fixed_headers: fixed_headers(self.host, &p.path, fp),
+            source_prefix: source_prefix(self.host, &p.path, fp),
             path: p.path,
             rotated: p.rotated_at.is_some(),
             retired: false,
@@ -385,16 +386,17 @@ impl State<'_> {
             let unpersisted = w.unpersisted;
             let (producer, topic, counters) = (&self.producer, self.topic, &mut self.counters);
             let mut fatal = None;
-            // One clock read per poll (at most 256 KiB read) is precise enough.
+            // The record's timestamp is when the line was read; one clock read
+            // per poll (at most 256 KiB) spares librdkafka one per line.
             let ingest_ms = now_ms();
-            let (tracker, key, fixed, stats) = (&mut w.tracker, &w.key, &w.fixed_headers, &mut w.stats);
+            let (tracker, key, prefix, stats) = (&mut w.tracker, &w.key, w.source_prefix.as_bytes(), &mut w.stats);
             let mut send = |offset: u64, end: u64, bytes: &[u8], truncated: Option<u64>| {
                 if tracker.in_flight() + unpersisted >= max_in_flight {
                     return false;
                 }
-                let headers = produce::line_headers(fixed, offset, ingest_ms, truncated);
+                let headers = produce::line_headers(prefix, offset, truncated);
                 let opaque = produce::pack(slot, tracker.next_seq());
-                match produce::send_line(producer, topic, key, bytes, headers, opaque) {
+                match produce::send_line(producer, topic, key, bytes, headers, Some(ingest_ms), opaque) {
                     Ok(()) => {
                         tracker.register(end);
                         stats.lines_sent += 1;
@@ -592,10 +594,16 @@ impl State<'_> {
 
 /// The shipper's own producer settings over the shared ones (`kafka.options`
 /// still wins): the files are the buffer, so librdkafka's queue only needs to
-/// keep batches flowing; 16 MiB of it holds ~50,000 lines with their headers,
-/// which keeps the process's memory small. A longer linger makes fewer,
-/// larger (better compressed) requests; the latency is a few ms.
-const SHIPPER_PRODUCER: &[(&str, &str)] = &[("queue.buffering.max.kbytes", "16384"), ("linger.ms", "20")];
+/// keep batches flowing. librdkafka's byte limit counts payloads only, while
+/// each queued line costs about 400 bytes more of its own bookkeeping, so the
+/// message count is what bounds memory: 25,000 lines is ~14 MiB and 50 ms at
+/// 500,000 lines/s, more than the linger. A longer linger makes fewer, larger (better compressed)
+/// requests; the latency is a few ms.
+const SHIPPER_PRODUCER: &[(&str, &str)] = &[
+    ("queue.buffering.max.kbytes", "16384"),
+    ("queue.buffering.max.messages", "25000"),
+    ("linger.ms", "20"),
+];
 
 const MIN_PERSIST_GAP: Duration = Duration::from_millis(250);
 /// Longest reading pass before new files and acknowledgements are taken in.
@@ -603,11 +611,6 @@ const PASS: Duration = Duration::from_millis(50);
 /// How often files waiting for their first line are looked at again.
 const PENDING_RETRY: Duration = Duration::from_millis(50);
 
-fn fixed_headers(host: &str, path: &Path, fp: u64) -> Vec<(&'static str, String)> {
-    vec![
-        (raw::HEADER_VERSION, logpipe_schemas::WIRE_VERSION.to_string()),
-        (raw::HEADER_HOST, host.to_string()),
-        (raw::HEADER_PATH, path.display().to_string()),
-        (raw::HEADER_FINGERPRINT, raw::fingerprint_hex(fp)),
-    ]
+fn source_prefix(host: &str, path: &Path, fp: u64) -> String {
+    raw::source_prefix(host, fp, &path.display().to_string())
 }

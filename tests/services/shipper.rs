@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use logpipe_schemas::raw::{self, SourceMeta};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Headers;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
@@ -173,14 +174,6 @@ pub struct RawRecord {
     pub value: Vec<u8>,
 }
 
-fn header(m: &rdkafka::message::BorrowedMessage<'_>, key: &str) -> Option<String> {
-    let h = m.headers()?;
-    h.iter()
-        .find(|h| h.key == key)
-        .and_then(|h| h.value)
-        .map(|v| String::from_utf8_lossy(v).into_owned())
-}
-
 /// Reads the whole topic from the beginning until `done` says the records
 /// are complete (checked whenever the consumer is idle), or `within` passes.
 pub fn consume_until(
@@ -225,13 +218,14 @@ pub fn consume_until(
     while Instant::now() < deadline {
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
+                let source = m
+                    .headers()
+                    .and_then(|h| SourceMeta::from_headers(h.iter().map(|h| (h.key, h.value))));
                 out.push(RawRecord {
                     partition: m.partition(),
-                    fingerprint: header(&m, "logpipe.fingerprint").unwrap_or_default(),
-                    path: header(&m, "logpipe.path").unwrap_or_default(),
-                    offset: header(&m, "logpipe.offset")
-                        .and_then(|o| o.parse().ok())
-                        .unwrap_or(u64::MAX),
+                    fingerprint: source.map(|s| raw::fingerprint_hex(s.fingerprint)).unwrap_or_default(),
+                    path: source.map(|s| s.path.to_string()).unwrap_or_default(),
+                    offset: source.map_or(u64::MAX, |s| s.offset),
                     value: m.payload().unwrap_or_default().to_vec(),
                 });
                 if last_check.elapsed() > Duration::from_secs(2) {

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use logpipe_benches::inputs::corpus_lines;
 use logpipe_benches::proc_stats;
 use logpipe_benches::services::{noida_bin, send_waiting, spawn_logpipe, Noida};
-use logpipe_schemas::raw::{record_key, SourceMeta};
+use logpipe_schemas::raw::{record_key, SourceMeta, HEADER_SOURCE};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -153,23 +153,30 @@ fn produce(brokers: &str, lines: &[String], events: usize) {
     for i in 0..events {
         let line = &lines[i % lines.len()];
         let file = i % 64;
+        let (host, path) = (format!("web-{}", file % 16), format!("/var/log/app-{}.log", file / 16));
         let meta = SourceMeta {
-            host: format!("web-{}", file % 16),
-            path: format!("/var/log/app-{}.log", file / 16),
+            host: &host,
+            path: &path,
             fingerprint: 0x9e37_79b9_7f4a_7c15u64.wrapping_mul(file as u64 + 1),
             offset: offsets[file],
-            ingest_ms: 1_795_341_600_000 + (i / 1000) as i64,
         };
         offsets[file] += line.len() as u64 + 1;
-        let key = record_key(&meta.host, meta.fingerprint);
-        let mut headers = OwnedHeaders::new_with_capacity(6);
-        for (k, v) in meta.headers() {
-            headers = headers.insert(Header {
-                key: k,
-                value: Some(&v),
-            });
-        }
-        send_waiting(&producer, BaseRecord::to(RAW).key(&key).payload(line).headers(headers));
+        let key = record_key(meta.host, meta.fingerprint);
+        let value = meta.header_value();
+        let headers = OwnedHeaders::new_with_capacity(1).insert(Header {
+            key: HEADER_SOURCE,
+            value: Some(&value),
+        });
+        // As the shipper's records: stamped with the time the line was read.
+        let ingest_ms = 1_795_341_600_000 + (i / 1000) as i64;
+        send_waiting(
+            &producer,
+            BaseRecord::to(RAW)
+                .key(&key)
+                .payload(line)
+                .headers(headers)
+                .timestamp(ingest_ms),
+        );
     }
     producer.flush(Duration::from_secs(600)).expect("flush");
 }

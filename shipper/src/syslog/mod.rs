@@ -2,14 +2,15 @@
 //! `logger -n`) can forward to. Every message becomes one raw-topic record,
 //! exactly like a line read from a file.
 //!
-//! A message's source is its connection (TCP) or its sender (UDP):
-//! * `logpipe.path` is `syslog/tcp/<peer ip:port>` or `syslog/udp/<peer ip:port>`,
+//! A message's source is its connection (TCP) or its sender (UDP); in its
+//! `logpipe.src` header (see `logpipe_schemas::raw`):
+//! * the path is `syslog/tcp/<peer ip:port>` or `syslog/udp/<peer ip:port>`,
 //!   so `[[parser.sources]] path = "syslog/*"` can pick a syslog format;
-//! * `logpipe.host` is this shipper's host name, like for files (the sender's
+//! * the host is this shipper's host name, like for files (the sender's
 //!   host name is inside the message, where the parser finds it);
-//! * `logpipe.fingerprint` identifies the stream: a hash of the source and of
+//! * the fingerprint identifies the stream: a hash of the source and of
 //!   when this shipper first heard from it, fresh for every connection;
-//! * `logpipe.offset` is the message's sequence number in its stream (not a
+//! * the offset is the message's sequence number in its stream (not a
 //!   byte offset), so (host, fingerprint, offset) still names one message.
 //!
 //! The Kafka key is per stream, so one connection's messages keep their order.
@@ -35,8 +36,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use logpipe_config::{KafkaConfig, SyslogConfig};
+use logpipe_core::kafka;
 use logpipe_core::shutdown::CancellationToken;
-use logpipe_core::{kafka, now_ms};
 use logpipe_schemas::raw;
 use rdkafka::message::{Message as _, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer};
@@ -122,7 +123,8 @@ type SyslogProducer = ThreadedProducer<Context>;
 /// One stream of messages: a TCP connection, or a UDP sender.
 struct Stream {
     key: Vec<u8>,
-    fixed: Vec<(&'static str, String)>,
+    /// `logpipe.src` up to the sequence number.
+    source_prefix: String,
     seq: u64,
 }
 
@@ -146,12 +148,7 @@ impl Stream {
             xxhash_rust::xxh3::xxh3_64(format!("{host}\0{source}\0{nanos}\0{n}\0{}", std::process::id()).as_bytes());
         Stream {
             key: raw::record_key(host, fp).into_bytes(),
-            fixed: vec![
-                (raw::HEADER_VERSION, logpipe_schemas::WIRE_VERSION.to_string()),
-                (raw::HEADER_HOST, host.to_string()),
-                (raw::HEADER_PATH, source),
-                (raw::HEADER_FINGERPRINT, raw::fingerprint_hex(fp)),
-            ],
+            source_prefix: raw::source_prefix(host, fp, &source),
             seq: 0,
         }
     }
@@ -175,7 +172,7 @@ impl Shared {
         listener: Listener,
         frame: &'a Frame,
     ) -> BaseRecord<'a, [u8], [u8], usize> {
-        let headers = produce::line_headers(&stream.fixed, stream.seq, now_ms(), frame.truncated);
+        let headers = produce::line_headers(stream.source_prefix.as_bytes(), stream.seq, frame.truncated);
         BaseRecord::with_opaque_to(&self.topic, listener as usize)
             .key(&stream.key[..])
             .payload(&frame.bytes[..])
