@@ -122,6 +122,7 @@ pub fn run(
         last_pending_try: Instant::now(),
         counters: Counters::default(),
         fatal_backoff_until: None,
+        queue_full: false,
         next_slot: 0,
     };
 
@@ -136,15 +137,23 @@ pub fn run(
         // Discovery holds new files open already, so a pass only yields
         // for them to be adopted and read in a timely way.
         let progressed = state.read_all(Instant::now() + PASS);
+        let queue_full = std::mem::take(&mut state.queue_full);
         state.apply_acks(
             &acks,
             &mut checkpoints,
-            if progressed {
+            if progressed && !queue_full {
                 None
             } else {
                 Some(Duration::from_millis(20))
             },
         );
+        if queue_full {
+            // Acknowledgements arrive in bursts, one per produce response.
+            // Taking only the first would free room for a few lines and wake
+            // this thread again and again; a moment later the burst is in.
+            std::thread::sleep(Duration::from_millis(1));
+            state.apply_acks(&acks, &mut checkpoints, None);
+        }
         // Early when re-send windows fill up, but at most four times a
         // second: each write is two fsyncs, on this thread.
         let since = last_checkpoint.elapsed();
@@ -193,6 +202,8 @@ struct State<'a> {
     last_pending_try: Instant,
     counters: Counters,
     fatal_backoff_until: Option<Instant>,
+    /// librdkafka's queue refused a line during the last reading pass.
+    queue_full: bool,
     /// Where the next reading pass starts, so a pass cut short by its
     /// deadline does not starve the files after it.
     next_slot: usize,
@@ -384,7 +395,8 @@ impl State<'_> {
                 continue;
             }
             let unpersisted = w.unpersisted;
-            let (producer, topic, counters) = (&self.producer, self.topic, &mut self.counters);
+            let (producer, topic, counters, queue_full) =
+                (&self.producer, self.topic, &mut self.counters, &mut self.queue_full);
             let mut fatal = None;
             // The record's timestamp is when the line was read; one clock read
             // per poll (at most 256 KiB) spares librdkafka one per line.
@@ -406,7 +418,10 @@ impl State<'_> {
                         counters.lines_truncated += truncated.is_some() as u64;
                         true
                     }
-                    Err(SendError::QueueFull) => false,
+                    Err(SendError::QueueFull) => {
+                        *queue_full = true;
+                        false
+                    }
                     Err(SendError::Fatal(e)) => {
                         fatal = Some(e);
                         false

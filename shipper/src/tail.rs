@@ -49,7 +49,13 @@ pub struct Tail {
     /// File offset of `buf[0]`: every byte before it was handed to the sink
     /// (or dropped as the tail of an over-long line).
     consumed: u64,
+    /// `buf[head..]` is read but not yet handed over; it starts at `consumed`.
+    /// Handing lines over only moves `head`: the bytes are moved to the front
+    /// once per read, not once per poll.
     buf: Vec<u8>,
+    head: usize,
+    /// The sink refused a complete line that is still in `buf`.
+    refused: bool,
     long: Option<LongLine>,
     max_line: usize,
     /// When `buf` last grew, to flush a last line that never gets its newline.
@@ -66,6 +72,8 @@ impl Tail {
             file,
             consumed: start,
             buf: Vec::new(),
+            head: 0,
+            refused: false,
             long: None,
             max_line,
             last_growth: Instant::now(),
@@ -105,6 +113,8 @@ impl Tail {
     pub fn rewind(&mut self, pos: u64) {
         self.consumed = pos;
         self.buf.clear();
+        self.head = 0;
+        self.refused = false;
         self.long = None;
     }
 
@@ -116,13 +126,18 @@ impl Tail {
         partial_timeout: Duration,
         mut sink: impl FnMut(Line<'_>) -> bool,
     ) -> std::io::Result<Outcome> {
-        let read_at = self.consumed + self.buf.len() as u64;
+        let read_at = self.consumed + (self.buf.len() - self.head) as u64;
         let len = self.file_len()?;
         if len < self.consumed {
             return Ok(Outcome::Truncated);
         }
         let mut grew = false;
-        if len > read_at {
+        // A refused line is offered again before anything more is read, so
+        // while Kafka pushes back the buffer stays at one chunk.
+        if len > read_at && !std::mem::take(&mut self.refused) {
+            // What is left in front is a partial line at most.
+            self.buf.drain(..self.head);
+            self.head = 0;
             let want = ((len - read_at) as usize).min(CHUNK);
             let old = self.buf.len();
             // Exact, so a file's buffer stays at one chunk plus one partial line.
@@ -144,11 +159,11 @@ impl Tail {
             }
         }
 
-        let mut start = 0;
+        let mut start = self.head;
         let mut outcome = if grew { Outcome::Progress } else { Outcome::Idle };
         while let Some(nl) = memchr::memchr(b'\n', &self.buf[start..]) {
             let line_end = start + nl;
-            let end = self.consumed + line_end as u64 + 1;
+            let end = self.consumed + (line_end - self.head) as u64 + 1;
             let accepted = match &self.long {
                 Some(long) => sink(Line {
                     offset: long.offset,
@@ -157,7 +172,7 @@ impl Tail {
                     truncated: Some(long.total + nl as u64),
                 }),
                 None => sink(Line {
-                    offset: self.consumed + start as u64,
+                    offset: self.consumed + (start - self.head) as u64,
                     end,
                     bytes: &self.buf[start..line_end],
                     truncated: None,
@@ -165,20 +180,21 @@ impl Tail {
             };
             if !accepted {
                 outcome = Outcome::Blocked;
+                self.refused = true;
                 break;
             }
             self.long = None;
             start = line_end + 1;
             outcome = Outcome::Progress;
         }
-        self.consume(start);
+        self.consume(start - self.head);
         if outcome == Outcome::Blocked {
             return Ok(outcome);
         }
 
         // No newline in what is left.
-        if self.long.is_none() && self.buf.len() > self.max_line {
-            let head = self.buf[..self.max_line].to_vec();
+        if self.long.is_none() && self.buf.len() - self.head > self.max_line {
+            let head = self.buf[self.head..self.head + self.max_line].to_vec();
             self.long = Some(LongLine {
                 offset: self.consumed,
                 head,
@@ -187,20 +203,20 @@ impl Tail {
         }
         if let Some(long) = &mut self.long {
             // Keep counting the over-long line, but drop its bytes.
-            let n = self.buf.len();
+            let n = self.buf.len() - self.head;
             long.total += n as u64;
             self.consumed += n as u64;
             self.buf.clear();
-        } else if !self.buf.is_empty() && self.last_growth.elapsed() >= partial_timeout {
-            let end = self.consumed + self.buf.len() as u64;
+            self.head = 0;
+        } else if self.buf.len() > self.head && self.last_growth.elapsed() >= partial_timeout {
+            let n = self.buf.len() - self.head;
             let line = Line {
                 offset: self.consumed,
-                end,
-                bytes: &self.buf,
+                end: self.consumed + n as u64,
+                bytes: &self.buf[self.head..],
                 truncated: None,
             };
             if sink(line) {
-                let n = self.buf.len();
                 self.consume(n);
                 outcome = Outcome::Progress;
             } else {
@@ -212,8 +228,12 @@ impl Tail {
 
     fn consume(&mut self, n: usize) {
         if n > 0 {
-            self.buf.drain(..n);
+            self.head += n;
             self.consumed += n as u64;
+            if self.head == self.buf.len() {
+                self.buf.clear();
+                self.head = 0;
+            }
         }
     }
 }
@@ -310,6 +330,47 @@ mod tests {
         assert_eq!(t.consumed(), 2);
         let got = collect(&mut t, Duration::from_secs(60));
         assert_eq!(got, vec![(2, 4, b"b".to_vec(), None)]);
+    }
+
+    #[test]
+    fn backpressure_keeps_the_buffer_at_one_chunk_and_loses_nothing() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        let lines: Vec<String> = (0..40_000)
+            .map(|i| format!("line {i:06} {}", "x".repeat(i % 50)))
+            .collect();
+        for l in &lines {
+            writeln!(f, "{l}").unwrap();
+        }
+        let mut t = Tail::new(f.reopen().unwrap(), 0, 1024);
+        let mut got: Vec<(u64, Vec<u8>)> = Vec::new();
+        // The sink takes three lines per poll, like a Kafka queue that is
+        // always nearly full.
+        for _ in 0..2_000 {
+            let mut room = 3;
+            let o = t
+                .poll(Duration::from_secs(60), |l| {
+                    if room == 0 {
+                        return false;
+                    }
+                    room -= 1;
+                    got.push((l.offset, l.bytes.to_vec()));
+                    true
+                })
+                .unwrap();
+            assert_eq!(o, Outcome::Blocked);
+            assert!(t.buf.len() <= CHUNK, "buffer holds {} bytes", t.buf.len());
+        }
+        got.extend(
+            collect(&mut t, Duration::from_secs(60))
+                .into_iter()
+                .map(|(o, _, b, _)| (o, b)),
+        );
+        assert_eq!(got.len(), lines.len());
+        let mut offset = 0;
+        for ((o, b), l) in got.iter().zip(&lines) {
+            assert_eq!((*o, b.as_slice()), (offset, l.as_bytes()));
+            offset += l.len() as u64 + 1;
+        }
     }
 
     #[test]
