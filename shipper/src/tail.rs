@@ -208,7 +208,13 @@ impl Tail {
             self.consumed += n as u64;
             self.buf.clear();
             self.head = 0;
-        } else if self.buf.len() > self.head && self.last_growth.elapsed() >= partial_timeout {
+        } else if self.buf.len() > self.head
+            // Only a line that ends the file is partial: a chunk boundary, or
+            // a read skipped while a refused line waited, leaves bytes behind
+            // the buffer however long ago it last grew.
+            && self.consumed + (self.buf.len() - self.head) as u64 >= len
+            && self.last_growth.elapsed() >= partial_timeout
+        {
             let n = self.buf.len() - self.head;
             let line = Line {
                 offset: self.consumed,
@@ -281,6 +287,51 @@ mod tests {
         let mut t = Tail::new(f.reopen().unwrap(), 0, 1024);
         let got = collect(&mut t, Duration::ZERO);
         assert_eq!(got, vec![(0, 4, b"last".to_vec(), None)]);
+    }
+
+    #[test]
+    fn only_the_end_of_the_file_is_flushed_as_a_partial_line() {
+        // With a zero timeout every poll may flush a partial line; lines cut
+        // by chunk boundaries, or left behind while the sink pushed back,
+        // must still come out whole.
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        let lines: Vec<String> = (0..30_000)
+            .map(|i| format!("line {i:06} {}", "y".repeat(i % 70)))
+            .collect();
+        for l in &lines {
+            writeln!(f, "{l}").unwrap();
+        }
+        f.write_all(b"tail").unwrap();
+        let mut t = Tail::new(f.reopen().unwrap(), 0, 1024);
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        let mut polls = 0;
+        loop {
+            polls += 1;
+            let mut room = if polls % 2 == 0 { 5_000 } else { usize::MAX };
+            let before = got.len();
+            let o = t
+                .poll(Duration::ZERO, |l| {
+                    if room == 0 {
+                        return false;
+                    }
+                    room -= 1;
+                    got.push(l.bytes.to_vec());
+                    true
+                })
+                .unwrap();
+            if o == Outcome::Idle && got.len() == before {
+                break;
+            }
+        }
+        let want: Vec<&[u8]> = lines
+            .iter()
+            .map(|l| l.as_bytes())
+            .chain([&b"tail"[..]])
+            .collect();
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(want) {
+            assert_eq!(g.as_slice(), w);
+        }
     }
 
     #[test]
