@@ -323,11 +323,7 @@ mod tests {
                 break;
             }
         }
-        let want: Vec<&[u8]> = lines
-            .iter()
-            .map(|l| l.as_bytes())
-            .chain([&b"tail"[..]])
-            .collect();
+        let want: Vec<&[u8]> = lines.iter().map(|l| l.as_bytes()).chain([&b"tail"[..]]).collect();
         assert_eq!(got.len(), want.len());
         for (g, w) in got.iter().zip(want) {
             assert_eq!(g.as_slice(), w);
