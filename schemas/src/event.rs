@@ -13,6 +13,7 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
+use crate::scan::{find_escape, find_non_ascii};
 use crate::time::{write_rfc3339, Micros};
 
 /// Header on parsed records: the event's `@timestamp` in milliseconds.
@@ -381,39 +382,6 @@ impl<'o> ObjWriter<'o> {
     }
 }
 
-/// Index of the first byte that JSON strings must escape (`"`, `\`, or a
-/// control character below 0x20), eight bytes at a time. Per word, each test
-/// flags its lowest true match exactly (false positives, from borrows, can
-/// only sit above a true one), so the lowest flag of the union is a true match.
-#[inline]
-fn find_escape(s: &[u8]) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let mut i = 0;
-    while i + 8 <= s.len() {
-        let w = u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
-        let q = w ^ (LO * b'"' as u64);
-        let b = w ^ (LO * b'\\' as u64);
-        let flags = (q.wrapping_sub(LO) & !q | b.wrapping_sub(LO) & !b | w.wrapping_sub(LO * 0x20) & !w) & HI;
-        if flags != 0 {
-            return Some(i + (flags.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
-    }
-    if i == s.len() {
-        return None;
-    }
-    // The last 1-7 bytes as one more word, padded with a byte that needs no
-    // escaping: one step instead of a byte loop (most strings end here).
-    let mut tail = [b'a'; 8];
-    tail[..s.len() - i].copy_from_slice(&s[i..]);
-    let w = u64::from_le_bytes(tail);
-    let q = w ^ (LO * b'"' as u64);
-    let b = w ^ (LO * b'\\' as u64);
-    let flags = (q.wrapping_sub(LO) & !q | b.wrapping_sub(LO) & !b | w.wrapping_sub(LO * 0x20) & !w) & HI;
-    (flags != 0).then(|| i + (flags.trailing_zeros() / 8) as usize)
-}
-
 /// Writes a JSON string. `s` must be valid UTF-8; only `"`, `\` and control
 /// characters need escaping, and runs of other bytes are copied in bulk.
 pub fn push_json_str(out: &mut Vec<u8>, s: &[u8]) {
@@ -440,21 +408,6 @@ pub fn push_json_str(out: &mut Vec<u8>, s: &[u8]) {
     }
     out.extend_from_slice(rest);
     out.push(b'"');
-}
-
-/// Index of the first byte >= 0x80, eight bytes at a time; `s.len()` if none.
-#[inline]
-fn find_non_ascii(s: &[u8]) -> usize {
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let mut i = 0;
-    while i + 8 <= s.len() {
-        let w = u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
-        if w & HI != 0 {
-            return i + ((w & HI).trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    i + s[i..].iter().position(|&b| b >= 0x80).unwrap_or(s.len() - i)
 }
 
 /// Decimal digits of `v`. Most numbers in a document (priority, codes,
