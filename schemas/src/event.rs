@@ -14,7 +14,7 @@ use std::borrow::Cow;
 use serde_json::{Map, Value};
 
 use crate::scan::{find_escape, find_non_ascii};
-use crate::time::{write_rfc3339, Micros};
+use crate::time::{write_rfc3339, Micros, DIGITS2};
 
 /// Header on parsed records: the event's `@timestamp` in milliseconds.
 pub const HEADER_EVENT_MS: &str = "logpipe.event_ms";
@@ -389,7 +389,7 @@ pub fn push_json_str(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
     let mut rest = s;
     while let Some(i) = find_escape(rest) {
-        out.extend_from_slice(&rest[..i]);
+        append(out, &rest[..i]);
         let b = rest[i];
         match b {
             b'"' => out.extend_from_slice(b"\\\""),
@@ -406,51 +406,68 @@ pub fn push_json_str(out: &mut Vec<u8>, s: &[u8]) {
         }
         rest = &rest[i + 1..];
     }
-    out.extend_from_slice(rest);
+    append(out, rest);
     out.push(b'"');
 }
 
-/// Decimal digits of `v`. Most numbers in a document (priority, codes,
-/// version, status) have one to three digits: those skip the general loop.
+/// `out.extend_from_slice(s)`, without a `memcpy` call for the short runs
+/// that most fields are: a run of 4 to 31 bytes is written as two
+/// fixed-size copies (compiled to single moves), the second one overlapping
+/// the first after stepping `out` back by the overlap.
+#[inline(always)]
+fn append(out: &mut Vec<u8>, s: &[u8]) {
+    #[inline(always)]
+    fn two<const N: usize>(out: &mut Vec<u8>, s: &[u8]) {
+        let n = s.len();
+        let head: &[u8; N] = s[..N].try_into().expect("N bytes");
+        let tail: &[u8; N] = s[n - N..].try_into().expect("N bytes");
+        out.extend_from_slice(head);
+        out.truncate(out.len() - (2 * N - n));
+        out.extend_from_slice(tail);
+    }
+    match s.len() {
+        0 => {}
+        1 => out.push(s[0]),
+        n @ 2..4 => {
+            out.push(s[0]);
+            out.push(s[1]);
+            if n == 3 {
+                out.push(s[2]);
+            }
+        }
+        4..8 => two::<4>(out, s),
+        8..16 => two::<8>(out, s),
+        16..32 => two::<16>(out, s),
+        _ => out.extend_from_slice(s),
+    }
+}
+
+/// Decimal digits of `v`, two at a time from a table, copied out without a
+/// `memcpy` call (see [`append`]).
 #[inline]
 fn push_u64(out: &mut Vec<u8>, v: u64) {
     if v < 10 {
         out.push(b'0' + v as u8);
-    } else if v < 100 {
-        out.extend_from_slice(&[b'0' + (v / 10) as u8, b'0' + (v % 10) as u8]);
-    } else if v < 1000 {
-        out.extend_from_slice(&[
-            b'0' + (v / 100) as u8,
-            b'0' + (v / 10 % 10) as u8,
-            b'0' + (v % 10) as u8,
-        ]);
-    } else {
-        let mut buf = [0u8; 20];
-        let mut i = 20;
-        let mut v = v;
-        while v >= 100 {
-            let d = (v % 100) as usize;
-            v /= 100;
-            i -= 2;
-            buf[i..i + 2].copy_from_slice(&DIGITS2[2 * d..2 * d + 2]);
-        }
-        if v >= 10 {
-            i -= 2;
-            buf[i..i + 2].copy_from_slice(&DIGITS2[2 * v as usize..2 * v as usize + 2]);
-        } else {
-            i -= 1;
-            buf[i] = b'0' + v as u8;
-        }
-        out.extend_from_slice(&buf[i..]);
+        return;
     }
+    let mut buf = [0u8; 20];
+    let mut i = 20;
+    let mut v = v;
+    while v >= 100 {
+        let d = (v % 100) as usize;
+        v /= 100;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&DIGITS2[2 * d..2 * d + 2]);
+    }
+    if v >= 10 {
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&DIGITS2[2 * v as usize..2 * v as usize + 2]);
+    } else {
+        i -= 1;
+        buf[i] = b'0' + v as u8;
+    }
+    append(out, &buf[i..]);
 }
-
-/// "00" to "99".
-const DIGITS2: &[u8; 200] = b"0001020304050607080910111213141516171819\
-2021222324252627282930313233343536373839\
-4041424344454647484950515253545556575859\
-6061626364656667686970717273747576777879\
-8081828384858687888990919293949596979899";
 
 #[cfg(test)]
 mod tests {

@@ -59,6 +59,18 @@ mod block {
         unsafe { _mm_movemask_epi8(_mm_loadu_si128(b.as_ptr().cast())) as u32 }
     }
 
+    /// Bit k set: byte k is outside printable US-ASCII (33..=126).
+    #[inline(always)]
+    pub fn non_printable(b: &[u8; 16]) -> u32 {
+        unsafe {
+            let v = _mm_loadu_si128(b.as_ptr().cast());
+            // Signed compares: bytes >= 0x80 are negative, so below 33 too.
+            let above = _mm_cmpgt_epi8(v, _mm_set1_epi8(32));
+            let below = _mm_cmplt_epi8(v, _mm_set1_epi8(127));
+            (!_mm_movemask_epi8(_mm_and_si128(above, below)) as u32) & 0xffff
+        }
+    }
+
     /// Bit k set: byte k is `x`, `y` or `z`.
     #[inline(always)]
     pub fn eq3(b: &[u8; 16], x: u8, y: u8, z: u8) -> u32 {
@@ -88,6 +100,9 @@ mod block {
     }
     pub fn eq3(b: &[u8; 16], x: u8, y: u8, z: u8) -> u32 {
         mask(b, |c| c == x || c == y || c == z)
+    }
+    pub fn non_printable(b: &[u8; 16]) -> u32 {
+        mask(b, |c| !super::printable(c))
     }
 }
 
@@ -174,6 +189,38 @@ pub fn find_non_ascii(s: &[u8]) -> usize {
     scan(s, block::non_ascii, |w| w & HI, |b| b >= 0x80).unwrap_or(s.len())
 }
 
+/// Printable US-ASCII (`PRINTUSASCII = %d33-126` in RFC 5424).
+#[inline(always)]
+pub fn printable(b: u8) -> bool {
+    (33..=126).contains(&b)
+}
+
+/// Per-byte flags of bytes outside 33..=126 over a word (lowest flag exact):
+/// below 33 (borrow test as for controls), 127 (equality), or >= 0x80.
+#[inline(always)]
+fn non_printable_word(w: u64) -> u64 {
+    (w.wrapping_sub(LO * 33) & !w & HI) | zero_bytes(w ^ (LO * 127)) | (w & HI)
+}
+
+/// Index of the first byte outside printable US-ASCII (33..=126).
+#[inline]
+pub fn find_non_printable(s: &[u8]) -> Option<usize> {
+    scan(s, block::non_printable, non_printable_word, |b| !printable(b))
+}
+
+/// `s` as `&str` if it is valid UTF-8. All-ASCII input (nearly every log
+/// field) is recognised by the block scan, without `from_utf8`'s per-call
+/// overhead on short fields.
+#[inline]
+pub fn utf8(s: &[u8]) -> Result<&str, std::str::Utf8Error> {
+    if find_non_ascii(s) == s.len() {
+        // SAFETY: every byte is below 0x80, and ASCII is valid UTF-8.
+        Ok(unsafe { std::str::from_utf8_unchecked(s) })
+    } else {
+        std::str::from_utf8(s)
+    }
+}
+
 /// Index of the first byte equal to `a`, `b` or `c`.
 #[inline]
 pub fn find3(s: &[u8], a: u8, b: u8, c: u8) -> Option<usize> {
@@ -194,7 +241,9 @@ mod tests {
     /// a second one after it), against a byte loop.
     #[test]
     fn scans_agree_with_a_byte_loop() {
-        let bytes = [b'"', b'\\', 0x00, 0x1f, b'\n', 0x20, b']', 0x7f, 0x80, 0xc3, 0xff, b'a'];
+        let bytes = [
+            b'"', b'\\', 0x00, 0x1f, b'\n', 0x20, b'!', b'~', b']', 0x7f, 0x80, 0xc3, 0xff, b'a',
+        ];
         for len in 0..50 {
             let base: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
             for at in 0..=len {
@@ -213,6 +262,8 @@ mod tests {
                             t.iter().position(|&b| b >= 0x80).unwrap_or(len),
                             "{t:?}"
                         );
+                        assert_eq!(find_non_printable(&t), t.iter().position(|&b| !printable(b)), "{t:?}");
+                        assert_eq!(utf8(&t).ok(), std::str::from_utf8(&t).ok(), "{t:?}");
                         for (x, y, z) in [(b'"', b'\\', b']'), (0, 0x80, 0xff), (b'a', b'a', b'a')] {
                             assert_eq!(
                                 find3(&t, x, y, z),
@@ -239,6 +290,9 @@ mod tests {
             }
             let h = &hay[a as usize..];
             assert_eq!(find_escape(h), h.iter().position(|&b| needs_escape(b)));
+            assert_eq!(find_non_printable(h), h.iter().position(|&b| !printable(b)));
+            let h = &hay[(a as usize).max(33)..];
+            assert_eq!(find_non_printable(h), h.iter().position(|&b| !printable(b)));
         }
     }
 }

@@ -79,17 +79,26 @@ pub fn write_rfc3339(out: &mut Vec<u8>, ts: Micros) {
 /// `YYYY-MM-DDT` of a day number, from a two-entry per-thread cache.
 fn date_prefix(days: i64) -> [u8; 11] {
     use std::cell::Cell;
-    type Slot = (i64, [u8; 11]);
+    // Separate cells, so a hit reads one day number and one prefix instead
+    // of copying the whole cache in and out.
+    struct Dates {
+        days: [Cell<i64>; 2],
+        text: [Cell<[u8; 11]>; 2],
+    }
     thread_local! {
-        static LAST: Cell<[Slot; 2]> = const { Cell::new([(i64::MIN, [0; 11]); 2]) };
+        static LAST: Dates = const {
+            Dates {
+                days: [Cell::new(i64::MIN), Cell::new(i64::MIN)],
+                text: [Cell::new([0; 11]), Cell::new([0; 11])],
+            }
+        };
     }
     LAST.with(|c| {
-        let [a, b] = c.get();
-        if a.0 == days {
-            return a.1;
+        if c.days[0].get() == days {
+            return c.text[0].get();
         }
-        if b.0 == days {
-            return b.1;
+        if c.days[1].get() == days {
+            return c.text[1].get();
         }
         let (y, mo, dd) = civil_from_days(days);
         let mut p = *b"0000-00-00T";
@@ -98,17 +107,27 @@ fn date_prefix(days: i64) -> [u8; 11] {
         put2(&mut p, 2, y % 100);
         put2(&mut p, 5, mo);
         put2(&mut p, 8, dd);
-        c.set([(days, p), a]);
+        c.days[1].set(c.days[0].get());
+        c.text[1].set(c.text[0].get());
+        c.days[0].set(days);
+        c.text[0].set(p);
         p
     })
 }
 
-/// Two decimal digits of `v` (< 100) at `b[at..at + 2]`.
+/// Two decimal digits of `v` (< 100) at `b[at..at + 2]`, from a table.
 #[inline(always)]
 fn put2(b: &mut [u8], at: usize, v: u32) {
-    b[at] = b'0' + (v / 10) as u8;
-    b[at + 1] = b'0' + (v % 10) as u8;
+    let v = v as usize;
+    b[at..at + 2].copy_from_slice(&DIGITS2[2 * v..2 * v + 2]);
 }
+
+/// "00" to "99".
+pub(crate) const DIGITS2: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
 
 /// RFC 3339 string of a timestamp; convenience for code off the hot path.
 pub fn rfc3339(ts: Micros) -> String {

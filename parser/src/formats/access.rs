@@ -113,7 +113,7 @@ fn cow_dash_none(v: Cow<'_, [u8]>) -> Option<Cow<'_, [u8]>> {
 }
 
 fn ip(client: &[u8]) -> Option<Cow<'_, str>> {
-    let s = std::str::from_utf8(client).ok()?;
+    let s = logpipe_schemas::scan::utf8(client).ok()?;
     if plain_ipv4(client) {
         return Some(Cow::Borrowed(s));
     }
