@@ -450,6 +450,11 @@ fn push_u64(out: &mut Vec<u8>, v: u64) {
         out.push(b'0' + v as u8);
         return;
     }
+    if v < 100 {
+        let pair: &[u8; 2] = DIGITS2[2 * v as usize..][..2].try_into().expect("2 bytes");
+        out.extend_from_slice(pair);
+        return;
+    }
     let mut buf = [0u8; 20];
     let mut i = 20;
     let mut v = v;

@@ -56,24 +56,60 @@ pub fn micros_from_parts(
 /// strings sort as the instants do).
 ///
 /// Written twice per document at millions of documents a second, so the
-/// `YYYY-MM-DDT` part is cached per thread for the last two days seen (lines
-/// come in time order, and a document's `@timestamp` and `event.ingested`
-/// may fall on different days: a one-day cache missed on every call then),
-/// and the rest is filled into a stack buffer two digits at a time.
+/// `YYYY-MM-DDThh:mm:ss` part is cached per thread for the last two seconds
+/// seen, and on a miss the `YYYY-MM-DDT` part for the last two days seen
+/// (lines come in time order, and a document's `@timestamp` and
+/// `event.ingested` may fall on different days or seconds: a one-entry cache
+/// would miss on every call then); digits come two at a time from a table.
 pub fn write_rfc3339(out: &mut Vec<u8>, ts: Micros) {
     let secs = ts.div_euclid(1_000_000);
     let frac = ts.rem_euclid(1_000_000) as u32;
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400) as u32;
     let mut b = *b"0000-00-00T00:00:00.000000Z";
-    b[..11].copy_from_slice(&date_prefix(days));
-    put2(&mut b, 11, sod / 3600);
-    put2(&mut b, 14, sod / 60 % 60);
-    put2(&mut b, 17, sod % 60);
+    b[..19].copy_from_slice(&second_prefix(secs));
     put2(&mut b, 20, frac / 10_000);
     put2(&mut b, 22, frac / 100 % 100);
     put2(&mut b, 24, frac % 100);
     out.extend_from_slice(&b);
+}
+
+/// `YYYY-MM-DDThh:mm:ss` of a second, from a two-entry per-thread cache:
+/// `event.ingested` is the same for a whole batch of records, and busy logs
+/// write many lines per second.
+fn second_prefix(secs: i64) -> [u8; 19] {
+    use std::cell::Cell;
+    struct Seconds {
+        secs: [Cell<i64>; 2],
+        text: [Cell<[u8; 19]>; 2],
+    }
+    thread_local! {
+        static LAST: Seconds = const {
+            Seconds {
+                secs: [Cell::new(i64::MIN), Cell::new(i64::MIN)],
+                text: [Cell::new([0; 19]), Cell::new([0; 19])],
+            }
+        };
+    }
+    LAST.with(|c| {
+        if c.secs[0].get() == secs {
+            return c.text[0].get();
+        }
+        if c.secs[1].get() == secs {
+            return c.text[1].get();
+        }
+        let days = secs.div_euclid(86_400);
+        let sod = secs.rem_euclid(86_400) as u32;
+        let mut p = *b"0000-00-00T00:00:00";
+        p[..11].copy_from_slice(&date_prefix(days));
+        put2(&mut p, 11, sod / 3600);
+        put2(&mut p, 14, sod / 60 % 60);
+        put2(&mut p, 17, sod % 60);
+        // The older entry goes; the newer one moves down.
+        c.secs[1].set(c.secs[0].get());
+        c.text[1].set(c.text[0].get());
+        c.secs[0].set(secs);
+        c.text[0].set(p);
+        p
+    })
 }
 
 /// `YYYY-MM-DDT` of a day number, from a two-entry per-thread cache.
