@@ -442,17 +442,27 @@ fn append(out: &mut Vec<u8>, s: &[u8]) {
     }
 }
 
-/// Decimal digits of `v`, two at a time from a table, copied out without a
-/// `memcpy` call (see [`append`]).
+/// Decimal digits of `v`. Up to eight digits are gathered in a register and
+/// stored with one 8-byte write (then the length fixed): building them in a
+/// stack buffer and copying that out made the copy wait on the small stores
+/// (store forwarding fails when a load spans several of them).
 #[inline]
 fn push_u64(out: &mut Vec<u8>, v: u64) {
     if v < 10 {
         out.push(b'0' + v as u8);
         return;
     }
-    if v < 100 {
-        let pair: &[u8; 2] = DIGITS2[2 * v as usize..][..2].try_into().expect("2 bytes");
-        out.extend_from_slice(pair);
+    if v < 100_000_000 {
+        // Least significant digit first, each shifted up by the next: the
+        // most significant digit ends in the lowest byte.
+        let (mut w, mut n, mut x) = (0u64, 0usize, v);
+        while x > 0 {
+            w = (w << 8) | (b'0' + (x % 10) as u8) as u64;
+            x /= 10;
+            n += 1;
+        }
+        out.extend_from_slice(&w.to_le_bytes());
+        out.truncate(out.len() - (8 - n));
         return;
     }
     let mut buf = [0u8; 20];
@@ -471,7 +481,7 @@ fn push_u64(out: &mut Vec<u8>, v: u64) {
         i -= 1;
         buf[i] = b'0' + v as u8;
     }
-    append(out, &buf[i..]);
+    out.extend_from_slice(&buf[i..]);
 }
 
 #[cfg(test)]

@@ -56,60 +56,38 @@ pub fn micros_from_parts(
 /// strings sort as the instants do).
 ///
 /// Written twice per document at millions of documents a second, so the
-/// `YYYY-MM-DDThh:mm:ss` part is cached per thread for the last two seconds
-/// seen, and on a miss the `YYYY-MM-DDT` part for the last two days seen
-/// (lines come in time order, and a document's `@timestamp` and
-/// `event.ingested` may fall on different days or seconds: a one-entry cache
-/// would miss on every call then); digits come two at a time from a table.
+/// `YYYY-MM-DDT` part is cached per thread for the last two days seen (lines
+/// come in time order, and a document's `@timestamp` and `event.ingested`
+/// may fall on different days: a one-day cache missed on every call then).
+/// `HH:MM:SS` and `.ffffffZ` are each composed in a register from a digit-pair
+/// table and written with one 8-byte store: building the text in a stack
+/// buffer with small stores and copying it out made the copy wait (store
+/// forwarding fails when a load spans several earlier stores).
 pub fn write_rfc3339(out: &mut Vec<u8>, ts: Micros) {
     let secs = ts.div_euclid(1_000_000);
     let frac = ts.rem_euclid(1_000_000) as u32;
-    let mut b = *b"0000-00-00T00:00:00.000000Z";
-    b[..19].copy_from_slice(&second_prefix(secs));
-    put2(&mut b, 20, frac / 10_000);
-    put2(&mut b, 22, frac / 100 % 100);
-    put2(&mut b, 24, frac % 100);
-    out.extend_from_slice(&b);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400) as u32;
+    out.extend_from_slice(&date_prefix(days));
+    let hms = pair(sod / 3600) as u64
+        | (b':' as u64) << 16
+        | (pair(sod / 60 % 60) as u64) << 24
+        | (b':' as u64) << 40
+        | (pair(sod % 60) as u64) << 48;
+    let frac = b'.' as u64
+        | (pair(frac / 10_000) as u64) << 8
+        | (pair(frac / 100 % 100) as u64) << 24
+        | (pair(frac % 100) as u64) << 40
+        | (b'Z' as u64) << 56;
+    out.extend_from_slice(&hms.to_le_bytes());
+    out.extend_from_slice(&frac.to_le_bytes());
 }
 
-/// `YYYY-MM-DDThh:mm:ss` of a second, from a two-entry per-thread cache:
-/// `event.ingested` is the same for a whole batch of records, and busy logs
-/// write many lines per second.
-fn second_prefix(secs: i64) -> [u8; 19] {
-    use std::cell::Cell;
-    struct Seconds {
-        secs: [Cell<i64>; 2],
-        text: [Cell<[u8; 19]>; 2],
-    }
-    thread_local! {
-        static LAST: Seconds = const {
-            Seconds {
-                secs: [Cell::new(i64::MIN), Cell::new(i64::MIN)],
-                text: [Cell::new([0; 19]), Cell::new([0; 19])],
-            }
-        };
-    }
-    LAST.with(|c| {
-        if c.secs[0].get() == secs {
-            return c.text[0].get();
-        }
-        if c.secs[1].get() == secs {
-            return c.text[1].get();
-        }
-        let days = secs.div_euclid(86_400);
-        let sod = secs.rem_euclid(86_400) as u32;
-        let mut p = *b"0000-00-00T00:00:00";
-        p[..11].copy_from_slice(&date_prefix(days));
-        put2(&mut p, 11, sod / 3600);
-        put2(&mut p, 14, sod / 60 % 60);
-        put2(&mut p, 17, sod % 60);
-        // The older entry goes; the newer one moves down.
-        c.secs[1].set(c.secs[0].get());
-        c.text[1].set(c.text[0].get());
-        c.secs[0].set(secs);
-        c.text[0].set(p);
-        p
-    })
+/// Two ASCII digits of `v` (< 100) as a little-endian `u16`, from the table.
+#[inline(always)]
+fn pair(v: u32) -> u16 {
+    let v = v as usize;
+    u16::from_le_bytes([DIGITS2[2 * v], DIGITS2[2 * v + 1]])
 }
 
 /// `YYYY-MM-DDT` of a day number, from a two-entry per-thread cache.
