@@ -13,7 +13,7 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
-use crate::scan::{find_escape, find_non_ascii};
+use crate::scan::{find_escape, find_non_ascii, short_needs_escape};
 use crate::time::{write_rfc3339, Micros, DIGITS2};
 
 /// Header on parsed records: the event's `@timestamp` in milliseconds.
@@ -384,7 +384,26 @@ impl<'o> ObjWriter<'o> {
 
 /// Writes a JSON string. `s` must be valid UTF-8; only `"`, `\` and control
 /// characters need escaping, and runs of other bytes are copied in bulk.
+///
+/// Most strings of a document are short names (host, app, dataset, method)
+/// with nothing to escape: those take a path of one or two word tests and
+/// fixed-size copies, without the register saves and constant setup of the
+/// general loop (profiled at 144 instructions for a 9-byte string before).
+#[inline]
 pub fn push_json_str(out: &mut Vec<u8>, s: &[u8]) {
+    if s.len() < 16 && !short_needs_escape(s) {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        append(out, s);
+        out.push(b'"');
+        return;
+    }
+    push_json_str_any(out, s);
+}
+
+/// [`push_json_str`] for any string.
+#[inline(never)]
+fn push_json_str_any(out: &mut Vec<u8>, s: &[u8]) {
     out.reserve(s.len() + 2);
     out.push(b'"');
     let mut rest = s;

@@ -183,6 +183,22 @@ pub fn find_escape(s: &[u8]) -> Option<usize> {
     scan(s, block::escape, escape_word, needs_escape)
 }
 
+/// Whether a string shorter than 16 bytes has a byte a JSON string must
+/// escape: the yes/no form of [`find_escape`] for short field values, one or
+/// two word tests with no setup.
+#[inline(always)]
+pub fn short_needs_escape(s: &[u8]) -> bool {
+    let n = s.len();
+    debug_assert!(n < 16);
+    if n >= 8 {
+        escape_word(word_at(s, 0)) | escape_word(word_at(s, n - 8)) != 0
+    } else if n >= 4 {
+        escape_word(half_at(s, 0) | half_at(s, n - 4) << 32) != 0
+    } else {
+        s.iter().any(|&b| needs_escape(b))
+    }
+}
+
 /// Index of the first byte >= 0x80; `s.len()` if none.
 #[inline]
 pub fn find_non_ascii(s: &[u8]) -> usize {
@@ -257,6 +273,9 @@ mod tests {
                             t[at + 3] = d;
                         }
                         assert_eq!(find_escape(&t), t.iter().position(|&b| needs_escape(b)), "{t:?}");
+                        if len < 16 {
+                            assert_eq!(short_needs_escape(&t), t.iter().any(|&b| needs_escape(b)), "{t:?}");
+                        }
                         assert_eq!(
                             find_non_ascii(&t),
                             t.iter().position(|&b| b >= 0x80).unwrap_or(len),
