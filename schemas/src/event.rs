@@ -13,7 +13,7 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
-use crate::scan::{find_escape, find_non_ascii, short_needs_escape};
+use crate::scan::{find_escape, find_escape_or_non_ascii, short_needs_escape};
 use crate::time::{write_rfc3339, Micros, DIGITS2};
 
 /// Header on parsed records: the event's `@timestamp` in milliseconds.
@@ -113,7 +113,7 @@ impl Event<'_> {
         }
 
         w.begin(k!("event"));
-        w.lossy_field(k!("original"), self.original);
+        w.lossy_field(ks!("original"), self.original);
         w.key(k!("ingested"));
         push_ts(w.out, self.ingested);
         if !self.dataset.is_empty() {
@@ -369,19 +369,21 @@ impl<'o> ObjWriter<'o> {
     }
 
     /// Bytes that may not be UTF-8 (`event.original`). The escape scan also
-    /// flags non-ASCII bytes, so an ASCII line (nearly all of them) is
+    /// stops at non-ASCII bytes, so an ASCII line (nearly all of them) is
     /// validated by the same pass that copies it; from the first non-ASCII
-    /// byte on, the rest is validated once and decoded lossily if it must be.
-    fn lossy_field(&mut self, quoted: &[u8], v: &[u8]) {
-        self.key(quoted);
-        let ascii = find_non_ascii(v);
-        if ascii == v.len() {
-            push_json_str(self.out, v);
+    /// byte on, the rest is validated once and, if it is not UTF-8, the
+    /// whole value is written again lossily decoded.
+    fn lossy_field(&mut self, key_quote: &[u8], v: &[u8]) {
+        self.key(key_quote);
+        let start = self.out.len();
+        let Some(at) = push_json_ascii_rest(self.out, v) else {
             return;
-        }
-        match std::str::from_utf8(&v[ascii..]) {
-            Ok(_) => push_json_str(self.out, v),
-            Err(_) => push_json_str(self.out, String::from_utf8_lossy(v).as_bytes()),
+        };
+        if std::str::from_utf8(&v[at..]).is_ok() {
+            push_json_str_rest(self.out, &v[at..]);
+        } else {
+            self.out.truncate(start);
+            push_json_str_rest(self.out, String::from_utf8_lossy(v).as_bytes());
         }
     }
 
@@ -418,6 +420,46 @@ fn push_json_str_rest(out: &mut Vec<u8>, s: &[u8]) {
     push_json_str_rest_any(out, s);
 }
 
+/// [`push_json_str_rest`] for bytes up to their first non-ASCII byte: with no
+/// such byte, the whole string and its closing quote are written and the
+/// result is `None`; otherwise everything before it is written (escaped)
+/// and its index returned.
+fn push_json_ascii_rest(out: &mut Vec<u8>, s: &[u8]) -> Option<usize> {
+    out.reserve(s.len() + 1);
+    let mut at = 0;
+    while let Some(i) = find_escape_or_non_ascii(&s[at..]) {
+        let i = at + i;
+        append(out, &s[at..i]);
+        let b = s[i];
+        if b >= 0x80 {
+            return Some(i);
+        }
+        push_escape(out, b);
+        at = i + 1;
+    }
+    append(out, &s[at..]);
+    out.push(b'"');
+    None
+}
+
+/// The JSON escape of a byte [`find_escape`] stopped at.
+#[inline]
+fn push_escape(out: &mut Vec<u8>, b: u8) {
+    match b {
+        b'"' => out.extend_from_slice(b"\\\""),
+        b'\\' => out.extend_from_slice(b"\\\\"),
+        b'\n' => out.extend_from_slice(b"\\n"),
+        b'\r' => out.extend_from_slice(b"\\r"),
+        b'\t' => out.extend_from_slice(b"\\t"),
+        _ => {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[(b >> 4) as usize]);
+            out.push(HEX[(b & 15) as usize]);
+        }
+    }
+}
+
 /// [`push_json_str_rest`] for any string.
 #[inline(never)]
 fn push_json_str_rest_any(out: &mut Vec<u8>, s: &[u8]) {
@@ -425,20 +467,7 @@ fn push_json_str_rest_any(out: &mut Vec<u8>, s: &[u8]) {
     let mut rest = s;
     while let Some(i) = find_escape(rest) {
         append(out, &rest[..i]);
-        let b = rest[i];
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            _ => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[(b >> 4) as usize]);
-                out.push(HEX[(b & 15) as usize]);
-            }
-        }
+        push_escape(out, rest[i]);
         rest = &rest[i + 1..];
     }
     append(out, rest);
@@ -522,6 +551,7 @@ fn push_u64(out: &mut Vec<u8>, v: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scan::find_non_ascii;
 
     #[test]
     fn numbers_and_ascii_scan() {

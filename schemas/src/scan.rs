@@ -53,6 +53,12 @@ mod block {
         }
     }
 
+    /// Bit k set: byte k needs escaping in a JSON string or is not ASCII.
+    #[inline(always)]
+    pub fn escape_or_non_ascii(b: &[u8; 16]) -> u32 {
+        escape(b) | non_ascii(b)
+    }
+
     /// Bit k set: byte k is not ASCII.
     #[inline(always)]
     pub fn non_ascii(b: &[u8; 16]) -> u32 {
@@ -103,6 +109,9 @@ mod block {
     }
     pub fn non_printable(b: &[u8; 16]) -> u32 {
         mask(b, |c| !super::printable(c))
+    }
+    pub fn escape_or_non_ascii(b: &[u8; 16]) -> u32 {
+        mask(b, |c| super::needs_escape(c) || c >= 0x80)
     }
 }
 
@@ -199,6 +208,18 @@ pub fn short_needs_escape(s: &[u8]) -> bool {
     }
 }
 
+/// Index of the first byte that [`find_escape`] or [`find_non_ascii`] would
+/// stop at: one pass for text that must be escaped and may not be UTF-8.
+#[inline]
+pub fn find_escape_or_non_ascii(s: &[u8]) -> Option<usize> {
+    scan(
+        s,
+        block::escape_or_non_ascii,
+        |w| escape_word(w) | (w & HI),
+        |b| needs_escape(b) || b >= 0x80,
+    )
+}
+
 /// Index of the first byte >= 0x80; `s.len()` if none.
 #[inline]
 pub fn find_non_ascii(s: &[u8]) -> usize {
@@ -279,6 +300,11 @@ mod tests {
                         assert_eq!(
                             find_non_ascii(&t),
                             t.iter().position(|&b| b >= 0x80).unwrap_or(len),
+                            "{t:?}"
+                        );
+                        assert_eq!(
+                            find_escape_or_non_ascii(&t),
+                            t.iter().position(|&b| needs_escape(b) || b >= 0x80),
                             "{t:?}"
                         );
                         assert_eq!(find_non_printable(&t), t.iter().position(|&b| !printable(b)), "{t:?}");
