@@ -13,7 +13,8 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
-use crate::time::{write_rfc3339, Micros};
+use crate::scan::{find_escape, find_escape_or_non_ascii, short_needs_escape};
+use crate::time::{write_rfc3339, Micros, DIGITS2};
 
 /// Header on parsed records: the event's `@timestamp` in milliseconds.
 pub const HEADER_EVENT_MS: &str = "logpipe.event_ms";
@@ -108,21 +109,21 @@ impl Event<'_> {
         w.key(k!("@timestamp"));
         push_ts(w.out, self.timestamp);
         if let Some(m) = &self.message {
-            w.str_field(k!("message"), m);
+            w.str_field(ks!("message"), m);
         }
 
         w.begin(k!("event"));
-        w.lossy_field(k!("original"), self.original);
+        w.lossy_field(ks!("original"), self.original);
         w.key(k!("ingested"));
         push_ts(w.out, self.ingested);
         if !self.dataset.is_empty() {
-            w.str_field(k!("dataset"), self.dataset);
+            w.str_field(ks!("dataset"), self.dataset);
         }
         w.end();
 
         if let Some(h) = &self.host_name {
             w.begin(k!("host"));
-            w.str_field(k!("name"), h);
+            w.str_field(ks!("name"), h);
             w.end();
         }
 
@@ -131,7 +132,7 @@ impl Event<'_> {
             w.begin(k!("log"));
             if let Some(p) = &self.log_file_path {
                 w.begin(k!("file"));
-                w.str_field(k!("path"), p);
+                w.str_field(ks!("path"), p);
                 w.end();
             }
             if let Some(o) = self.log_offset {
@@ -146,7 +147,7 @@ impl Event<'_> {
             if s.appname.is_some() || s.procid.is_some() {
                 w.begin(k!("process"));
                 if let Some(a) = &s.appname {
-                    w.str_field(k!("name"), a);
+                    w.str_field(ks!("name"), a);
                 }
                 if let Some(pid) = s.procid.as_deref().and_then(|p| p.parse::<u64>().ok()) {
                     w.num_field(k!("pid"), pid);
@@ -176,10 +177,10 @@ fn write_syslog(w: &mut ObjWriter<'_>, s: &Syslog<'_>) {
         w.num_field(k!("version"), v as u64);
     }
     for (name, value) in [
-        (k!("hostname"), &s.hostname),
-        (k!("appname"), &s.appname),
-        (k!("procid"), &s.procid),
-        (k!("msgid"), &s.msgid),
+        (ks!("hostname"), &s.hostname),
+        (ks!("appname"), &s.appname),
+        (ks!("procid"), &s.procid),
+        (ks!("msgid"), &s.msgid),
     ] {
         if let Some(v) = value {
             w.str_field(name, v);
@@ -204,27 +205,27 @@ fn write_syslog(w: &mut ObjWriter<'_>, s: &Syslog<'_>) {
 fn write_access(w: &mut ObjWriter<'_>, a: &Access<'_>) {
     if let Some(ip) = &a.source_ip {
         w.begin(k!("source"));
-        w.str_field(k!("ip"), ip);
+        w.str_field(ks!("ip"), ip);
         w.end();
     }
     if let Some(u) = &a.user_name {
         w.begin(k!("user"));
-        w.str_field(k!("name"), u);
+        w.str_field(ks!("name"), u);
         w.end();
     }
     w.begin(k!("http"));
     if a.method.is_some() || a.referrer.is_some() {
         w.begin(k!("request"));
         if let Some(m) = &a.method {
-            w.str_field(k!("method"), m);
+            w.str_field(ks!("method"), m);
         }
         if let Some(r) = &a.referrer {
-            w.str_field(k!("referrer"), r);
+            w.str_field(ks!("referrer"), r);
         }
         w.end();
     }
     if let Some(v) = &a.http_version {
-        w.str_field(k!("version"), v);
+        w.str_field(ks!("version"), v);
     }
     if a.status_code.is_some() || a.body_bytes.is_some() {
         w.begin(k!("response"));
@@ -241,12 +242,12 @@ fn write_access(w: &mut ObjWriter<'_>, a: &Access<'_>) {
     w.end();
     if let Some(u) = &a.url {
         w.begin(k!("url"));
-        w.str_field(k!("original"), u);
+        w.str_field(ks!("original"), u);
         w.end();
     }
     if let Some(ua) = &a.user_agent {
         w.begin(k!("user_agent"));
-        w.str_field(k!("original"), ua);
+        w.str_field(ks!("original"), ua);
         w.end();
     }
 }
@@ -282,6 +283,14 @@ macro_rules! k {
     };
 }
 use k;
+
+/// `"name":"`: a literal key and the opening quote of its string value.
+macro_rules! ks {
+    ($k:literal) => {
+        concat!("\"", $k, "\":\"").as_bytes()
+    };
+}
+use ks;
 
 /// A minimal streaming JSON object writer. It only tracks, per open object,
 /// whether a comma is due: one bit per nesting level, so writing a document
@@ -351,26 +360,30 @@ impl<'o> ObjWriter<'o> {
         self.out.push(b'}');
     }
 
+    /// A string member; `key_quote` is written by [`ks!`] (the key, its
+    /// colon and the string's opening quote).
     #[inline]
-    fn str_field(&mut self, quoted: &[u8], v: &str) {
-        self.key(quoted);
-        push_json_str(self.out, v.as_bytes());
+    fn str_field(&mut self, key_quote: &[u8], v: &str) {
+        self.key(key_quote);
+        push_json_str_rest(self.out, v.as_bytes());
     }
 
     /// Bytes that may not be UTF-8 (`event.original`). The escape scan also
-    /// flags non-ASCII bytes, so an ASCII line (nearly all of them) is
+    /// stops at non-ASCII bytes, so an ASCII line (nearly all of them) is
     /// validated by the same pass that copies it; from the first non-ASCII
-    /// byte on, the rest is validated once and decoded lossily if it must be.
-    fn lossy_field(&mut self, quoted: &[u8], v: &[u8]) {
-        self.key(quoted);
-        let ascii = find_non_ascii(v);
-        if ascii == v.len() {
-            push_json_str(self.out, v);
+    /// byte on, the rest is validated once and, if it is not UTF-8, the
+    /// whole value is written again lossily decoded.
+    fn lossy_field(&mut self, key_quote: &[u8], v: &[u8]) {
+        self.key(key_quote);
+        let start = self.out.len();
+        let Some(at) = push_json_ascii_rest(self.out, v) else {
             return;
-        }
-        match std::str::from_utf8(&v[ascii..]) {
-            Ok(_) => push_json_str(self.out, v),
-            Err(_) => push_json_str(self.out, String::from_utf8_lossy(v).as_bytes()),
+        };
+        if std::str::from_utf8(&v[at..]).is_ok() {
+            push_json_str_rest(self.out, &v[at..]);
+        } else {
+            self.out.truncate(start);
+            push_json_str_rest(self.out, String::from_utf8_lossy(v).as_bytes());
         }
     }
 
@@ -381,127 +394,164 @@ impl<'o> ObjWriter<'o> {
     }
 }
 
-/// Index of the first byte that JSON strings must escape (`"`, `\`, or a
-/// control character below 0x20), eight bytes at a time. Per word, each test
-/// flags its lowest true match exactly (false positives, from borrows, can
-/// only sit above a true one), so the lowest flag of the union is a true match.
-#[inline]
-fn find_escape(s: &[u8]) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let mut i = 0;
-    while i + 8 <= s.len() {
-        let w = u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
-        let q = w ^ (LO * b'"' as u64);
-        let b = w ^ (LO * b'\\' as u64);
-        let flags = (q.wrapping_sub(LO) & !q | b.wrapping_sub(LO) & !b | w.wrapping_sub(LO * 0x20) & !w) & HI;
-        if flags != 0 {
-            return Some(i + (flags.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
-    }
-    if i == s.len() {
-        return None;
-    }
-    // The last 1-7 bytes as one more word, padded with a byte that needs no
-    // escaping: one step instead of a byte loop (most strings end here).
-    let mut tail = [b'a'; 8];
-    tail[..s.len() - i].copy_from_slice(&s[i..]);
-    let w = u64::from_le_bytes(tail);
-    let q = w ^ (LO * b'"' as u64);
-    let b = w ^ (LO * b'\\' as u64);
-    let flags = (q.wrapping_sub(LO) & !q | b.wrapping_sub(LO) & !b | w.wrapping_sub(LO * 0x20) & !w) & HI;
-    (flags != 0).then(|| i + (flags.trailing_zeros() / 8) as usize)
-}
-
 /// Writes a JSON string. `s` must be valid UTF-8; only `"`, `\` and control
 /// characters need escaping, and runs of other bytes are copied in bulk.
+///
+/// Most strings of a document are short names (host, app, dataset, method)
+/// with nothing to escape: those take a path of one or two word tests and
+/// fixed-size copies, without the register saves and constant setup of the
+/// general loop (profiled at 144 instructions for a 9-byte string before).
+#[inline]
 pub fn push_json_str(out: &mut Vec<u8>, s: &[u8]) {
-    out.reserve(s.len() + 2);
     out.push(b'"');
+    push_json_str_rest(out, s);
+}
+
+/// [`push_json_str`] after its opening quote (which the ECS writer writes
+/// with the key: one copy of `"name":"`).
+#[inline]
+fn push_json_str_rest(out: &mut Vec<u8>, s: &[u8]) {
+    if s.len() < 16 && !short_needs_escape(s) {
+        out.reserve(s.len() + 1);
+        append(out, s);
+        out.push(b'"');
+        return;
+    }
+    push_json_str_rest_any(out, s);
+}
+
+/// [`push_json_str_rest`] for bytes up to their first non-ASCII byte: with no
+/// such byte, the whole string and its closing quote are written and the
+/// result is `None`; otherwise everything before it is written (escaped)
+/// and its index returned.
+fn push_json_ascii_rest(out: &mut Vec<u8>, s: &[u8]) -> Option<usize> {
+    out.reserve(s.len() + 1);
+    let mut at = 0;
+    while let Some(i) = find_escape_or_non_ascii(&s[at..]) {
+        let i = at + i;
+        append(out, &s[at..i]);
+        let b = s[i];
+        if b >= 0x80 {
+            return Some(i);
+        }
+        push_escape(out, b);
+        at = i + 1;
+    }
+    append(out, &s[at..]);
+    out.push(b'"');
+    None
+}
+
+/// The JSON escape of a byte [`find_escape`] stopped at.
+#[inline]
+fn push_escape(out: &mut Vec<u8>, b: u8) {
+    match b {
+        b'"' => out.extend_from_slice(b"\\\""),
+        b'\\' => out.extend_from_slice(b"\\\\"),
+        b'\n' => out.extend_from_slice(b"\\n"),
+        b'\r' => out.extend_from_slice(b"\\r"),
+        b'\t' => out.extend_from_slice(b"\\t"),
+        _ => {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[(b >> 4) as usize]);
+            out.push(HEX[(b & 15) as usize]);
+        }
+    }
+}
+
+/// [`push_json_str_rest`] for any string.
+#[inline(never)]
+fn push_json_str_rest_any(out: &mut Vec<u8>, s: &[u8]) {
+    out.reserve(s.len() + 1);
     let mut rest = s;
     while let Some(i) = find_escape(rest) {
-        out.extend_from_slice(&rest[..i]);
-        let b = rest[i];
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            _ => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[(b >> 4) as usize]);
-                out.push(HEX[(b & 15) as usize]);
-            }
-        }
+        append(out, &rest[..i]);
+        push_escape(out, rest[i]);
         rest = &rest[i + 1..];
     }
-    out.extend_from_slice(rest);
+    append(out, rest);
     out.push(b'"');
 }
 
-/// Index of the first byte >= 0x80, eight bytes at a time; `s.len()` if none.
-#[inline]
-fn find_non_ascii(s: &[u8]) -> usize {
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let mut i = 0;
-    while i + 8 <= s.len() {
-        let w = u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
-        if w & HI != 0 {
-            return i + ((w & HI).trailing_zeros() / 8) as usize;
-        }
-        i += 8;
+/// `out.extend_from_slice(s)`, without a `memcpy` call for the short runs
+/// that most fields are: a run of 4 to 31 bytes is written as two
+/// fixed-size copies (compiled to single moves), the second one overlapping
+/// the first after stepping `out` back by the overlap.
+#[inline(always)]
+fn append(out: &mut Vec<u8>, s: &[u8]) {
+    #[inline(always)]
+    fn two<const N: usize>(out: &mut Vec<u8>, s: &[u8]) {
+        let n = s.len();
+        let head: &[u8; N] = s[..N].try_into().expect("N bytes");
+        let tail: &[u8; N] = s[n - N..].try_into().expect("N bytes");
+        out.extend_from_slice(head);
+        out.truncate(out.len() - (2 * N - n));
+        out.extend_from_slice(tail);
     }
-    i + s[i..].iter().position(|&b| b >= 0x80).unwrap_or(s.len() - i)
+    match s.len() {
+        0 => {}
+        1 => out.push(s[0]),
+        n @ 2..4 => {
+            out.push(s[0]);
+            out.push(s[1]);
+            if n == 3 {
+                out.push(s[2]);
+            }
+        }
+        4..8 => two::<4>(out, s),
+        8..16 => two::<8>(out, s),
+        16..32 => two::<16>(out, s),
+        _ => out.extend_from_slice(s),
+    }
 }
 
-/// Decimal digits of `v`. Most numbers in a document (priority, codes,
-/// version, status) have one to three digits: those skip the general loop.
+/// Decimal digits of `v`. Up to eight digits are gathered in a register and
+/// stored with one 8-byte write (then the length fixed): building them in a
+/// stack buffer and copying that out made the copy wait on the small stores
+/// (store forwarding fails when a load spans several of them).
 #[inline]
 fn push_u64(out: &mut Vec<u8>, v: u64) {
     if v < 10 {
         out.push(b'0' + v as u8);
-    } else if v < 100 {
-        out.extend_from_slice(&[b'0' + (v / 10) as u8, b'0' + (v % 10) as u8]);
-    } else if v < 1000 {
-        out.extend_from_slice(&[
-            b'0' + (v / 100) as u8,
-            b'0' + (v / 10 % 10) as u8,
-            b'0' + (v % 10) as u8,
-        ]);
-    } else {
-        let mut buf = [0u8; 20];
-        let mut i = 20;
-        let mut v = v;
-        while v >= 100 {
-            let d = (v % 100) as usize;
-            v /= 100;
-            i -= 2;
-            buf[i..i + 2].copy_from_slice(&DIGITS2[2 * d..2 * d + 2]);
-        }
-        if v >= 10 {
-            i -= 2;
-            buf[i..i + 2].copy_from_slice(&DIGITS2[2 * v as usize..2 * v as usize + 2]);
-        } else {
-            i -= 1;
-            buf[i] = b'0' + v as u8;
-        }
-        out.extend_from_slice(&buf[i..]);
+        return;
     }
+    if v < 100_000_000 {
+        // Least significant digit first, each shifted up by the next: the
+        // most significant digit ends in the lowest byte.
+        let (mut w, mut n, mut x) = (0u64, 0usize, v);
+        while x > 0 {
+            w = (w << 8) | (b'0' + (x % 10) as u8) as u64;
+            x /= 10;
+            n += 1;
+        }
+        out.extend_from_slice(&w.to_le_bytes());
+        out.truncate(out.len() - (8 - n));
+        return;
+    }
+    let mut buf = [0u8; 20];
+    let mut i = 20;
+    let mut v = v;
+    while v >= 100 {
+        let d = (v % 100) as usize;
+        v /= 100;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&DIGITS2[2 * d..2 * d + 2]);
+    }
+    if v >= 10 {
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&DIGITS2[2 * v as usize..2 * v as usize + 2]);
+    } else {
+        i -= 1;
+        buf[i] = b'0' + v as u8;
+    }
+    out.extend_from_slice(&buf[i..]);
 }
-
-/// "00" to "99".
-const DIGITS2: &[u8; 200] = b"0001020304050607080910111213141516171819\
-2021222324252627282930313233343536373839\
-4041424344454647484950515253545556575859\
-6061626364656667686970717273747576777879\
-8081828384858687888990919293949596979899";
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scan::find_non_ascii;
 
     #[test]
     fn numbers_and_ascii_scan() {

@@ -9,6 +9,7 @@ pub mod dead_letter;
 pub mod event;
 pub mod id;
 pub mod raw;
+pub mod scan;
 pub mod templates;
 pub mod time;
 

@@ -58,38 +58,61 @@ pub fn micros_from_parts(
 /// Written twice per document at millions of documents a second, so the
 /// `YYYY-MM-DDT` part is cached per thread for the last two days seen (lines
 /// come in time order, and a document's `@timestamp` and `event.ingested`
-/// may fall on different days: a one-day cache missed on every call then),
-/// and the rest is filled into a stack buffer two digits at a time.
+/// may fall on different days: a one-day cache missed on every call then).
+/// `HH:MM:SS` and `.ffffffZ` are each composed in a register from a digit-pair
+/// table and written with one 8-byte store: building the text in a stack
+/// buffer with small stores and copying it out made the copy wait (store
+/// forwarding fails when a load spans several earlier stores).
 pub fn write_rfc3339(out: &mut Vec<u8>, ts: Micros) {
     let secs = ts.div_euclid(1_000_000);
     let frac = ts.rem_euclid(1_000_000) as u32;
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400) as u32;
-    let mut b = *b"0000-00-00T00:00:00.000000Z";
-    b[..11].copy_from_slice(&date_prefix(days));
-    put2(&mut b, 11, sod / 3600);
-    put2(&mut b, 14, sod / 60 % 60);
-    put2(&mut b, 17, sod % 60);
-    put2(&mut b, 20, frac / 10_000);
-    put2(&mut b, 22, frac / 100 % 100);
-    put2(&mut b, 24, frac % 100);
-    out.extend_from_slice(&b);
+    out.extend_from_slice(&date_prefix(days));
+    let hms = pair(sod / 3600) as u64
+        | (b':' as u64) << 16
+        | (pair(sod / 60 % 60) as u64) << 24
+        | (b':' as u64) << 40
+        | (pair(sod % 60) as u64) << 48;
+    let frac = b'.' as u64
+        | (pair(frac / 10_000) as u64) << 8
+        | (pair(frac / 100 % 100) as u64) << 24
+        | (pair(frac % 100) as u64) << 40
+        | (b'Z' as u64) << 56;
+    out.extend_from_slice(&hms.to_le_bytes());
+    out.extend_from_slice(&frac.to_le_bytes());
+}
+
+/// Two ASCII digits of `v` (< 100) as a little-endian `u16`, from the table.
+#[inline(always)]
+fn pair(v: u32) -> u16 {
+    let v = v as usize;
+    u16::from_le_bytes([DIGITS2[2 * v], DIGITS2[2 * v + 1]])
 }
 
 /// `YYYY-MM-DDT` of a day number, from a two-entry per-thread cache.
 fn date_prefix(days: i64) -> [u8; 11] {
     use std::cell::Cell;
-    type Slot = (i64, [u8; 11]);
+    // Separate cells, so a hit reads one day number and one prefix instead
+    // of copying the whole cache in and out.
+    struct Dates {
+        days: [Cell<i64>; 2],
+        text: [Cell<[u8; 11]>; 2],
+    }
     thread_local! {
-        static LAST: Cell<[Slot; 2]> = const { Cell::new([(i64::MIN, [0; 11]); 2]) };
+        static LAST: Dates = const {
+            Dates {
+                days: [Cell::new(i64::MIN), Cell::new(i64::MIN)],
+                text: [Cell::new([0; 11]), Cell::new([0; 11])],
+            }
+        };
     }
     LAST.with(|c| {
-        let [a, b] = c.get();
-        if a.0 == days {
-            return a.1;
+        if c.days[0].get() == days {
+            return c.text[0].get();
         }
-        if b.0 == days {
-            return b.1;
+        if c.days[1].get() == days {
+            return c.text[1].get();
         }
         let (y, mo, dd) = civil_from_days(days);
         let mut p = *b"0000-00-00T";
@@ -98,17 +121,27 @@ fn date_prefix(days: i64) -> [u8; 11] {
         put2(&mut p, 2, y % 100);
         put2(&mut p, 5, mo);
         put2(&mut p, 8, dd);
-        c.set([(days, p), a]);
+        c.days[1].set(c.days[0].get());
+        c.text[1].set(c.text[0].get());
+        c.days[0].set(days);
+        c.text[0].set(p);
         p
     })
 }
 
-/// Two decimal digits of `v` (< 100) at `b[at..at + 2]`.
+/// Two decimal digits of `v` (< 100) at `b[at..at + 2]`, from a table.
 #[inline(always)]
 fn put2(b: &mut [u8], at: usize, v: u32) {
-    b[at] = b'0' + (v / 10) as u8;
-    b[at + 1] = b'0' + (v % 10) as u8;
+    let v = v as usize;
+    b[at..at + 2].copy_from_slice(&DIGITS2[2 * v..2 * v + 2]);
 }
+
+/// "00" to "99".
+pub(crate) const DIGITS2: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
 
 /// RFC 3339 string of a timestamp; convenience for code off the hot path.
 pub fn rfc3339(ts: Micros) -> String {

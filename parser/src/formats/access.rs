@@ -25,7 +25,7 @@ use std::borrow::Cow;
 
 use logpipe_schemas::event::{Access, Event};
 use logpipe_schemas::time::{micros_from_parts, Micros};
-use nom::bytes::complete::{take_while1, take_while_m_n};
+use nom::bytes::complete::take_while_m_n;
 
 use super::time::{byte, dig2, dig4, month_abbr, valid_civil};
 use super::{base, fail, find3, lossy_cow, need, trim_eol, Fail, LineContext, ParseError, R};
@@ -47,17 +47,16 @@ pub fn parse<'a>(line: &'a [u8], ctx: &LineContext<'a>) -> Result<Event<'a>, Par
     }
 }
 
-#[inline(always)]
-fn not_space(b: u8) -> bool {
-    b != b' '
-}
-
 /// A non-empty space-free field followed by SP.
 #[inline]
 fn field<'a>(i: &'a [u8], what: &'static str) -> Result<(&'a [u8], &'a [u8]), Fail> {
-    let (j, v) = need(take_while1(not_space)(i), i, what)?;
-    let (j, _) = need(byte(b' ')(j), j, what)?;
-    Ok((j, v))
+    // A block scan for the SP rather than a byte-by-byte take_while.
+    match find3(i, b' ', b' ', b' ') {
+        Some(n) if n > 0 => Ok((&i[n + 1..], &i[..n])),
+        Some(_) => fail(i, what),
+        None if i.is_empty() => fail(i, what),
+        None => fail(&i[i.len()..], what),
+    }
 }
 
 fn parse_body(i: &[u8]) -> Result<(Micros, Access<'_>, bool), Fail> {
@@ -113,7 +112,7 @@ fn cow_dash_none(v: Cow<'_, [u8]>) -> Option<Cow<'_, [u8]>> {
 }
 
 fn ip(client: &[u8]) -> Option<Cow<'_, str>> {
-    let s = std::str::from_utf8(client).ok()?;
+    let s = logpipe_schemas::scan::utf8(client).ok()?;
     if plain_ipv4(client) {
         return Some(Cow::Borrowed(s));
     }
@@ -124,22 +123,30 @@ fn ip(client: &[u8]) -> Option<Cow<'_, str>> {
 /// each at most 255, no leading zero): most clients, checked without it.
 /// Anything else (IPv6, odd forms) goes to `IpAddr::from_str`.
 fn plain_ipv4(b: &[u8]) -> bool {
-    let mut parts = 0;
-    for part in b.split(|&c| c == b'.') {
-        parts += 1;
-        let ok = match *part {
-            [a] => a.is_ascii_digit(),
-            [a @ b'1'..=b'9', b] => b.is_ascii_digit() && a > 0,
-            [a @ b'1'..=b'2', b, c] => {
-                b.is_ascii_digit() && c.is_ascii_digit() && (a == b'1' || (b, c) <= (b'5', b'5'))
+    // One pass: each part's value and digit count, checked at its dot.
+    let (mut parts, mut value, mut digits, mut lead_zero) = (0u32, 0u32, 0u32, false);
+    for &c in b {
+        match c {
+            b'0'..=b'9' => {
+                if digits == 0 {
+                    lead_zero = c == b'0';
+                } else if lead_zero || digits == 3 {
+                    return false;
+                }
+                value = value * 10 + (c - b'0') as u32;
+                digits += 1;
             }
-            _ => false,
-        };
-        if !ok || parts > 4 {
-            return false;
+            b'.' => {
+                if digits == 0 || value > 255 || parts == 3 {
+                    return false;
+                }
+                parts += 1;
+                (value, digits) = (0, 0);
+            }
+            _ => return false,
         }
     }
-    parts == 4
+    parts == 3 && digits > 0 && value <= 255
 }
 
 /// `[dd/Mon/yyyy:hh:mm:ss +zzzz]`
@@ -279,7 +286,10 @@ fn request_line<'a>(a: &mut Access<'a>, req: Cow<'a, str>) {
             if !is_method(method) || rest.is_empty() {
                 return None;
             }
-            match rest.rsplit_once(' ') {
+            // The version is a few bytes at the end: a backward byte loop
+            // reaches its SP sooner than `rsplit_once`'s word-wise search.
+            let last_sp = rest.bytes().rposition(|b| b == b' ');
+            match last_sp.map(|p| (&rest[..p], &rest[p + 1..])) {
                 Some((url, proto)) => {
                     let version = proto.strip_prefix("HTTP/")?;
                     (!url.is_empty() && !version.is_empty()).then_some((method.len(), url.len(), Some(version.len())))

@@ -176,52 +176,20 @@ pub(crate) fn base<'a>(line: &'a [u8], ctx: &LineContext<'a>, dataset: &'static 
 /// UTF-8) as `&str`; falls back to a lossy copy, never panics.
 #[inline]
 pub(crate) fn ascii_str(b: &[u8]) -> Cow<'_, str> {
-    match std::str::from_utf8(b) {
-        Ok(s) => Cow::Borrowed(s),
-        Err(_) => String::from_utf8_lossy(b),
-    }
+    lossy(b)
 }
 
 /// Lossy UTF-8: borrowed when valid, an owned copy with U+FFFD otherwise.
-/// (`from_utf8` first: its ASCII fast path beats `from_utf8_lossy`'s.)
+/// (An ASCII scan first: it beats `from_utf8`, let alone `from_utf8_lossy`.)
 #[inline]
 pub(crate) fn lossy(b: &[u8]) -> Cow<'_, str> {
-    match std::str::from_utf8(b) {
+    match logpipe_schemas::scan::utf8(b) {
         Ok(s) => Cow::Borrowed(s),
         Err(_) => String::from_utf8_lossy(b),
     }
 }
 
-/// Index of the first byte equal to `a`, `b` or `c`, eight bytes at a time
-/// (SWAR: a zero byte in `word ^ splat(x)` marks a match; the lowest flagged
-/// byte is always a true match, false positives can only sit above it).
-#[inline]
-pub(crate) fn find3(hay: &[u8], a: u8, b: u8, c: u8) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    #[inline(always)]
-    fn zero_bytes(x: u64) -> u64 {
-        x.wrapping_sub(LO) & !x & HI
-    }
-    let (sa, sb, sc) = (LO * a as u64, LO * b as u64, LO * c as u64);
-    let mut chunks = hay.chunks_exact(8);
-    let mut base = 0;
-    for chunk in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(chunk);
-        let w = u64::from_le_bytes(w);
-        let m = zero_bytes(w ^ sa) | zero_bytes(w ^ sb) | zero_bytes(w ^ sc);
-        if m != 0 {
-            return Some(base + (m.trailing_zeros() / 8) as usize);
-        }
-        base += 8;
-    }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&x| x == a || x == b || x == c)
-        .map(|p| base + p)
-}
+pub(crate) use logpipe_schemas::scan::find3;
 
 /// Lossy decoding of an already-unescaped value.
 pub(crate) fn lossy_cow(b: Cow<'_, [u8]>) -> Cow<'_, str> {

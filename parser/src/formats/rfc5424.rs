@@ -9,6 +9,7 @@
 use std::borrow::Cow;
 
 use logpipe_schemas::event::{Event, SdElement, Syslog};
+use logpipe_schemas::scan::{find_non_printable, printable, utf8};
 use logpipe_schemas::time::Micros;
 use nom::bytes::complete::take_while_m_n;
 
@@ -124,12 +125,6 @@ fn timestamp(i: &[u8]) -> Result<(&[u8], Option<Micros>), Fail> {
     Ok((j, ts))
 }
 
-/// `PRINTUSASCII = %d33-126`
-#[inline(always)]
-fn printable(b: u8) -> bool {
-    (33..=126).contains(&b)
-}
-
 struct FieldSpec {
     max: usize,
     too_long: &'static str,
@@ -160,13 +155,10 @@ const MSGID: FieldSpec = FieldSpec {
 /// `NILVALUE / 1*max PRINTUSASCII`, then SP; `-` alone is `None`.
 #[inline]
 fn header_field<'a>(i: &'a [u8], spec: &FieldSpec) -> Result<(&'a [u8], Option<Cow<'a, str>>), Fail> {
-    // A plain scan rather than nom's take_while_m_n: these four fields are
-    // most of the header, and the scan is the same grammar in fewer steps.
-    let lim = i.len().min(spec.max + 1);
-    let mut n = 0;
-    while n < lim && printable(i[n]) {
-        n += 1;
-    }
+    // One block scan to the first byte outside PRINTUSASCII (the SP after
+    // the field, within the first block for nearly every field); the length
+    // limit is checked on the result.
+    let n = find_non_printable(i).unwrap_or(i.len());
     if n == 0 {
         return fail(i, spec.bad);
     }
@@ -181,7 +173,7 @@ fn header_field<'a>(i: &'a [u8], spec: &FieldSpec) -> Result<(&'a [u8], Option<C
         None
     } else {
         // Printable US-ASCII is valid UTF-8.
-        Some(Cow::Borrowed(std::str::from_utf8(v).map_err(|_| Fail {
+        Some(Cow::Borrowed(utf8(v).map_err(|_| Fail {
             rest_len: i.len(),
             reason: spec.bad,
         })?))
@@ -201,7 +193,7 @@ fn sd_name<'a>(i: &'a [u8], what: &'static str, too_long: &'static str) -> Resul
         return fail(i, too_long);
     }
     // SD-NAME characters are ASCII.
-    let s = std::str::from_utf8(n).map_err(|_| Fail {
+    let s = utf8(n).map_err(|_| Fail {
         rest_len: i.len(),
         reason: what,
     })?;
@@ -282,7 +274,7 @@ fn param_value(i: &[u8]) -> Result<(&[u8], Cow<'_, str>), Fail> {
         match i[k] {
             b'"' => {
                 let value = match owned {
-                    None => Cow::Borrowed(std::str::from_utf8(&i[..k]).map_err(|_| Fail {
+                    None => Cow::Borrowed(utf8(&i[..k]).map_err(|_| Fail {
                         rest_len: i.len(),
                         reason: NOT_UTF8,
                     })?),

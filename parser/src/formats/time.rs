@@ -107,21 +107,28 @@ pub(crate) enum TsError {
 #[inline]
 pub(crate) fn rfc3339(i: &[u8], mode: Rfc3339) -> Result<(&[u8], Micros), TsError> {
     let syn = |_| TsError::Syntax;
-    let (i, year) = dig4(i).map_err(syn)?;
-    let (i, _) = byte(b'-')(i).map_err(syn)?;
-    let (i, month) = dig2(i).map_err(syn)?;
-    let (i, _) = byte(b'-')(i).map_err(syn)?;
-    let (i, day) = dig2(i).map_err(syn)?;
-    let i = match (i.first(), mode) {
-        (Some(b'T'), _) => &i[1..],
-        (Some(b't' | b' '), Rfc3339::Lenient) => &i[1..],
-        _ => return Err(TsError::Syntax),
+    // `YYYY-MM-DDThh:mm:ss` has a fixed layout: check it as one 19-byte
+    // block (separators, then digits) instead of step by step.
+    let Some(head) = i.first_chunk::<19>() else {
+        return Err(TsError::Syntax);
     };
-    let (i, hour) = dig2(i).map_err(syn)?;
-    let (i, _) = byte(b':')(i).map_err(syn)?;
-    let (i, minute) = dig2(i).map_err(syn)?;
-    let (i, _) = byte(b':')(i).map_err(syn)?;
-    let (mut i, second) = dig2(i).map_err(syn)?;
+    let t_ok = match head[10] {
+        b'T' => true,
+        b't' | b' ' => mode == Rfc3339::Lenient,
+        _ => false,
+    };
+    // `&` rather than `&&`: no early exit, so the checks unroll branch-free.
+    let mut ok = t_ok & (head[4] == b'-') & (head[7] == b'-') & (head[13] == b':') & (head[16] == b':');
+    for k in [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18] {
+        ok &= head[k].wrapping_sub(b'0') < 10;
+    }
+    if !ok {
+        return Err(TsError::Syntax);
+    }
+    let d2 = |k: usize| (head[k] - b'0') as u32 * 10 + (head[k + 1] - b'0') as u32;
+    let (year, month, day) = (d2(0) * 100 + d2(2), d2(5), d2(8));
+    let (hour, minute, second) = (d2(11), d2(14), d2(17));
+    let mut i = &i[19..];
     let mut micros = 0u32;
     if let Some((b'.', rest)) = i.split_first() {
         let n = rest.iter().take_while(|b| b.is_ascii_digit()).count();
@@ -129,8 +136,9 @@ pub(crate) fn rfc3339(i: &[u8], mode: Rfc3339) -> Result<(&[u8], Micros), TsErro
         if n == 0 || n > max {
             return Err(TsError::Syntax);
         }
-        for (k, &d) in rest[..n.min(6)].iter().enumerate() {
-            micros += (d - b'0') as u32 * 10u32.pow(5 - k as u32);
+        const SCALE: [u32; 6] = [100_000, 10_000, 1_000, 100, 10, 1];
+        for (&d, scale) in rest[..n.min(6)].iter().zip(SCALE) {
+            micros += (d - b'0') as u32 * scale;
         }
         i = &rest[n..];
     }
