@@ -180,7 +180,7 @@ fn scan(
             return None;
         }
         let k = (f.trailing_zeros() / 8) as usize;
-        return Some(if k < 4 { k } else { n - 8 + k });
+        return Some(if k < 4 { k } else { n + k - 8 });
     }
     s.iter().position(|&b| byte(b))
 }
