@@ -260,8 +260,8 @@ pub struct ParserConfig {
 pub const PARSER_FORMATS: [&str; 6] = ["auto", "rfc5424", "rfc3164", "access", "json", "logfmt"];
 
 /// One `[[parser.sources]]` rule. Each of `topic`, `host` and `path` is a glob
-/// (`*`, `?`, `[...]`) over the record's topic, its `logpipe.host` header and
-/// its `logpipe.path` header; an absent key matches anything, but a rule must
+/// (`*`, `?`, `[...]`) over the record's topic and the host and path of its
+/// `logpipe.src` header; an absent key matches anything, but a rule must
 /// give at least one. A `host` or `path` rule never matches a record without
 /// logpipe headers (rsyslog, kcat): use `topic` for those.
 #[derive(Debug, Clone, Deserialize)]

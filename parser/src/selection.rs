@@ -1,6 +1,6 @@
 //! Per-source format selection (`[[parser.sources]]`): which parser a raw
-//! record goes through, by its topic, its `logpipe.host` header or its
-//! `logpipe.path` header.
+//! record goes through, by its topic or the host or path of its `logpipe.src`
+//! header.
 //!
 //! Rules are tried in order and the first whose every given glob matches wins,
 //! as in Filebeat's per-input settings; a record no rule matches uses
