@@ -135,7 +135,11 @@ pub struct ShipperConfig {
     /// A last line without newline is shipped after it stayed unchanged this long.
     #[serde(default = "default_partial_line_ms")]
     pub partial_line_timeout_ms: u64,
-    /// Lines sent but not yet acknowledged by Kafka, per file, before reading pauses.
+    /// Lines sent but not yet durably checkpointed, per file (unacknowledged,
+    /// or acknowledged since the last checkpoint write), before reading
+    /// pauses: what a crash can make us send again. Checkpoints are written
+    /// at most four times a second, so the window must hold a quarter second
+    /// of the fastest rate a file is read at, and more.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight_lines: usize,
     /// How often acknowledged positions are written to disk.
@@ -357,7 +361,7 @@ fn default_partial_line_ms() -> u64 {
     1000
 }
 fn default_max_in_flight() -> usize {
-    100_000
+    500_000
 }
 fn default_checkpoint_ttl() -> u64 {
     7 * 24 * 3600

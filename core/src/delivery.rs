@@ -73,10 +73,13 @@ pub enum SendError {
 }
 
 /// Enqueues one record. Never blocks. Without `timestamp_ms`, librdkafka
-/// stamps the record with the current time.
+/// stamps the record with the current time; without `partition`, its
+/// partitioner picks one from the key.
+#[allow(clippy::too_many_arguments)]
 pub fn send(
     producer: &AckProducer,
     topic: &str,
+    partition: Option<i32>,
     key: &[u8],
     payload: &[u8],
     headers: OwnedHeaders,
@@ -89,6 +92,9 @@ pub fn send(
         .headers(headers);
     if let Some(ms) = timestamp_ms {
         record = record.timestamp(ms);
+    }
+    if let Some(p) = partition {
+        record = record.partition(p);
     }
     match producer.send(record) {
         Ok(()) => Ok(()),

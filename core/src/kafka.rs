@@ -29,6 +29,37 @@ pub fn producer_config(k: &KafkaConfig) -> ClientConfig {
     c
 }
 
+/// Asks twice for `topic`'s metadata right after a producer was created, so
+/// that an idempotent producer gets its producer id at once. librdkafka
+/// requests the id when a metadata response arrives on a broker connection
+/// that is up, or when a 500 ms retry timer fires, and holds every record
+/// until then. Its first attempt runs before any connection is up; the first
+/// answer comes from the bootstrap connection, which librdkafka closes as soon
+/// as it learns the brokers, so only the second, from a real broker, lets it
+/// ask. A broker that is down is not an error here: the producer retries.
+///
+/// Returns the topic's partition count, when the broker told it.
+pub fn warm_up<C: rdkafka::ClientContext>(client: &rdkafka::client::Client<C>, topic: &str) -> Option<i32> {
+    let mut partitions = None;
+    for _ in 0..2 {
+        match client.fetch_metadata(Some(topic), Duration::from_secs(2)) {
+            Ok(m) => {
+                partitions = m
+                    .topics()
+                    .iter()
+                    .find(|t| t.name() == topic && t.error().is_none())
+                    .map(|t| t.partitions().len() as i32)
+                    .filter(|n| *n > 0);
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, topic, "no metadata at start-up; the producer will retry");
+                break;
+            }
+        }
+    }
+    partitions
+}
+
 /// Consumer settings for at-least-once with our own acknowledgement order:
 /// librdkafka commits in the background, but only offsets we *stored*, and we
 /// store an offset only once everything before it was acknowledged downstream.

@@ -41,6 +41,7 @@ pub fn run(cfg: &ParserConfig, k: &KafkaConfig, shutdown: CancellationToken) -> 
     let producer: AckProducer = kafka::producer_config(k)
         .create_with_context(ctx)
         .context("creating the Kafka producer")?;
+    kafka::warm_up(producer.client(), &k.parsed_topic);
 
     let mut acks = PartitionAcks::default();
     let mut out = Vec::with_capacity(4096);
@@ -195,7 +196,7 @@ fn handle(
         let headers = with_headers(keep_source.then_some(msg), &extra);
         // Both keep the ingest time as their timestamp, for `event.ingested`
         // on a replay and for the indexer's end-to-end lag.
-        match delivery::send(producer, topic, doc_id, payload, headers, Some(ingest_ms), opaque) {
+        match delivery::send(producer, topic, None, doc_id, payload, headers, Some(ingest_ms), opaque) {
             Ok(()) => return ok,
             Err(SendError::QueueFull) => {
                 // Backpressure from Kafka: apply acks while we wait for room.

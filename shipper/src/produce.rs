@@ -7,6 +7,16 @@ use rdkafka::message::{Header, OwnedHeaders};
 
 pub use logpipe_core::delivery::{ack_channel, pack, send as send_line, Ack, AckProducer as Producer, SendError};
 
+/// The partition librdkafka's default partitioner (`consistent_random`)
+/// gives a non-empty `key`: CRC-32 of the key modulo the partition count.
+/// A stage that sends many records with one key computes it once and names
+/// the partition itself, sparing librdkafka a CRC per record.
+pub fn default_partition(key: &[u8], partitions: i32) -> i32 {
+    let mut crc = flate2::Crc::new();
+    crc.update(key);
+    (crc.sum() % partitions as u32) as i32
+}
+
 /// Builds the raw-topic headers of a line: `logpipe.src` is the file's
 /// prefix (see `raw::source_prefix`, prepared once per file by the caller)
 /// followed by the line's offset; `logpipe.truncated` only on a cut line.
@@ -62,6 +72,56 @@ impl Digits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The partition computed here is the one librdkafka's own partitioner
+    /// picks, asked of librdkafka's mock cluster for many keys.
+    #[test]
+    fn default_partition_agrees_with_librdkafka() {
+        use rdkafka::config::ClientConfig;
+        use rdkafka::mocking::MockCluster;
+        use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+        use std::sync::{Arc, Mutex};
+
+        type Seen = Arc<Mutex<Vec<(Vec<u8>, i32)>>>;
+        struct Record(Seen);
+        impl rdkafka::ClientContext for Record {}
+        impl rdkafka::producer::ProducerContext for Record {
+            type DeliveryOpaque = ();
+            fn delivery(&self, r: &rdkafka::producer::DeliveryResult<'_>, _: ()) {
+                let m = r.as_ref().expect("delivered");
+                use rdkafka::Message;
+                self.0.lock().unwrap().push((m.key().unwrap().to_vec(), m.partition()));
+            }
+        }
+
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("t", 7, 1).unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let producer: ThreadedProducer<Record> = ClientConfig::new()
+            .set("bootstrap.servers", cluster.bootstrap_servers())
+            .create_with_context(Record(seen.clone()))
+            .unwrap();
+        let keys: Vec<String> = (0..200).map(|i| format!("host-{i}/{:016x}", i * 7919)).collect();
+        for k in &keys {
+            producer
+                .send(BaseRecord::<[u8], [u8]>::to("t").key(k.as_bytes()).payload(b"x"))
+                .unwrap();
+        }
+        producer.flush(std::time::Duration::from_secs(10)).unwrap();
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), keys.len());
+        let mut used = std::collections::HashSet::new();
+        for (key, partition) in seen.iter() {
+            assert_eq!(
+                default_partition(key, 7),
+                *partition,
+                "{}",
+                String::from_utf8_lossy(key)
+            );
+            used.insert(*partition);
+        }
+        assert!(used.len() > 1, "keys should spread over partitions");
+    }
     use rdkafka::message::Headers;
 
     #[test]

@@ -35,6 +35,8 @@ struct Watched {
     tail: Tail,
     tracker: AckTracker,
     key: Vec<u8>,
+    /// The raw topic's partition for `key`, when known at start-up.
+    partition: Option<i32>,
     /// The `logpipe.src` header value of this file's lines, up to the offset.
     source_prefix: String,
     /// The path now names another file (or none): read to the end, then let go.
@@ -108,6 +110,11 @@ pub fn run(
     let producer: Producer = producer_cfg
         .create_with_context(ctx)
         .context("creating the Kafka producer")?;
+    // Every line of a file has the file's key, so its partition is computed
+    // once per file, as librdkafka's default partitioner would. With a
+    // partitioner of the user's own, or no partition count, librdkafka picks.
+    let partitions = kafka::warm_up(producer.client(), &kafka_cfg.raw_topic)
+        .filter(|_| !kafka_cfg.options.contains_key("partitioner"));
     let mut checkpoints = Checkpoints::load(&cfg.data_dir)?;
     let discovery = Discovery::spawn(cfg)?;
     let mut state = State {
@@ -124,6 +131,7 @@ pub fn run(
         fatal_backoff_until: None,
         queue_full: false,
         next_slot: 0,
+        partitions,
     };
 
     let checkpoint_every = Duration::from_millis(cfg.checkpoint_interval_ms);
@@ -207,6 +215,8 @@ struct State<'a> {
     /// Where the next reading pass starts, so a pass cut short by its
     /// deadline does not starve the files after it.
     next_slot: usize,
+    /// The raw topic's partition count at start-up (see `produce::default_partition`).
+    partitions: Option<i32>,
 }
 
 impl State<'_> {
@@ -335,12 +345,14 @@ impl State<'_> {
         };
         tracing::info!(path = %p.path.display(), fingerprint = %raw::fingerprint_hex(fp), start, "tailing");
         let multiline = multiline::for_path(&self.cfg.inputs, &p.path);
+        let key = raw::record_key(self.host, fp);
         let w = Watched {
             fingerprint: fp,
             dev_ino: p.id,
             tail: Tail::new(p.file, start, self.cfg.max_line_bytes).verify_identity(fp),
             tracker: AckTracker::new(start),
-            key: raw::record_key(self.host, fp).into_bytes(),
+            key: key.clone().into_bytes(),
+            partition: self.partitions.map(|n| produce::default_partition(key.as_bytes(), n)),
             source_prefix: source_prefix(self.host, &p.path, fp),
             path: p.path,
             rotated: p.rotated_at.is_some(),
@@ -401,14 +413,20 @@ impl State<'_> {
             // The record's timestamp is when the line was read; one clock read
             // per poll (at most 256 KiB) spares librdkafka one per line.
             let ingest_ms = now_ms();
-            let (tracker, key, prefix, stats) = (&mut w.tracker, &w.key, w.source_prefix.as_bytes(), &mut w.stats);
+            let (tracker, key, partition, prefix, stats) = (
+                &mut w.tracker,
+                &w.key,
+                w.partition,
+                w.source_prefix.as_bytes(),
+                &mut w.stats,
+            );
             let mut send = |offset: u64, end: u64, bytes: &[u8], truncated: Option<u64>| {
                 if tracker.in_flight() + unpersisted >= max_in_flight {
                     return false;
                 }
                 let headers = produce::line_headers(prefix, offset, truncated);
                 let opaque = produce::pack(slot, tracker.next_seq());
-                match produce::send_line(producer, topic, key, bytes, headers, Some(ingest_ms), opaque) {
+                match produce::send_line(producer, topic, partition, key, bytes, headers, Some(ingest_ms), opaque) {
                     Ok(()) => {
                         tracker.register(end);
                         stats.lines_sent += 1;

@@ -250,13 +250,15 @@ fn logpipe(bin_dir: &Path, dir: &Path, brokers: &str, file: &Path, lines: u64) -
         &config,
         format!(
             "[host]\nname = \"bench\"\n\n[kafka]\nbrokers = \"{brokers}\"\nraw_topic = \"{topic}\"\npartitions = 1\n\n\
-             [shipper]\ndata_dir = \"{data}\"\n[[shipper.inputs]]\ninclude = [\"{file}\"]\n\
+             [shipper]\ndata_dir = \"{data}\"\n{shipper_extra}\n[[shipper.inputs]]\ninclude = [\"{file}\"]\n\
              [shipper.ops]\nlisten = \"127.0.0.1:0\"\n{extra}",
             data = dir.join("logpipe-data").display(),
             file = file.display(),
             // For trying settings: TOML appended to the shipper's config,
             // e.g. SHIP_BENCH_TOML=$'[kafka.options]\n"linger.ms" = "5"'.
             extra = std::env::var("SHIP_BENCH_TOML").unwrap_or_default(),
+            // Keys of the [shipper] table, e.g. SHIP_BENCH_SHIPPER='max_in_flight_lines = 400000'.
+            shipper_extra = std::env::var("SHIP_BENCH_SHIPPER").unwrap_or_default(),
         ),
     )
     .unwrap();

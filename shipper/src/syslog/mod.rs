@@ -232,6 +232,7 @@ pub fn spawn(
     let producer: SyslogProducer = kafka::producer_config(kafka_cfg)
         .create_with_context(Context { retry: retry_tx })
         .context("creating the syslog Kafka producer")?;
+    kafka::warm_up(producer.client(), &kafka_cfg.raw_topic);
     let shared = Arc::new(Shared {
         producer,
         topic: kafka_cfg.raw_topic.clone(),
