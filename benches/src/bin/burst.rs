@@ -57,9 +57,15 @@ struct Args {
     /// Each file is renamed away and recreated this often (staggered across files).
     #[arg(long, default_value_t = 20)]
     rotate_secs: u64,
-    /// After writing stops, how long to wait for the pipeline to catch up.
-    #[arg(long, default_value_t = 180)]
+    /// After writing stops, the longest wait for the pipeline to catch up.
+    /// The wait also ends after --stall-secs without progress.
+    #[arg(long, default_value_t = 900)]
     settle_secs: u64,
+    /// After writing stops, give up once nothing was indexed for this long.
+    /// The stand-in broker pauses for tens of seconds while it builds one
+    /// fetch answer holding a large backlog, so this is generous.
+    #[arg(long, default_value_t = 120)]
+    stall_secs: u64,
     /// Partitions of the raw and parsed topics.
     #[arg(long, default_value_t = 8)]
     partitions: i32,
@@ -408,7 +414,7 @@ include = ["{logs}/*.log"]
                 break;
             }
             if started.elapsed() > Duration::from_secs(args.settle_secs)
-                || last_progress.elapsed() > Duration::from_secs(60)
+                || last_progress.elapsed() > Duration::from_secs(args.stall_secs)
             {
                 println!("stopped waiting: the pipeline made no progress or the settle time ran out");
                 break;
