@@ -264,10 +264,10 @@ pub struct ParserConfig {
 pub const PARSER_FORMATS: [&str; 6] = ["auto", "rfc5424", "rfc3164", "access", "json", "logfmt"];
 
 /// One `[[parser.sources]]` rule. Each of `topic`, `host` and `path` is a glob
-/// (`*`, `?`, `[...]`) over the record's topic and the host and path of its
-/// `logpipe.src` header; an absent key matches anything, but a rule must
+/// (`*`, `?`, `[...]`) over the record's topic and the host and path in its
+/// key (the source the shipper wrote there); an absent key matches anything, but a rule must
 /// give at least one. A `host` or `path` rule never matches a record without
-/// logpipe headers (rsyslog, kcat): use `topic` for those.
+/// a logpipe source key (rsyslog, kcat): use `topic` for those.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ParserSource {

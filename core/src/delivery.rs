@@ -82,14 +82,14 @@ pub fn send(
     partition: Option<i32>,
     key: &[u8],
     payload: &[u8],
-    headers: OwnedHeaders,
+    headers: Option<OwnedHeaders>,
     timestamp_ms: Option<i64>,
     opaque: usize,
 ) -> Result<(), SendError> {
-    let mut record = BaseRecord::with_opaque_to(topic, opaque)
-        .key(key)
-        .payload(payload)
-        .headers(headers);
+    let mut record = BaseRecord::with_opaque_to(topic, opaque).key(key).payload(payload);
+    if let Some(h) = headers {
+        record = record.headers(h);
+    }
     if let Some(ms) = timestamp_ms {
         record = record.timestamp(ms);
     }

@@ -39,10 +39,14 @@ pub fn producer_config(k: &KafkaConfig) -> ClientConfig {
 /// ask. A broker that is down is not an error here: the producer retries.
 ///
 /// Returns the topic's partition count, when the broker told it.
-pub fn warm_up<C: rdkafka::ClientContext>(client: &rdkafka::client::Client<C>, topic: &str) -> Option<i32> {
+pub fn warm_up<C: rdkafka::ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    topic: &str,
+    timeout: Duration,
+) -> Option<i32> {
     let mut partitions = None;
     for _ in 0..2 {
-        match client.fetch_metadata(Some(topic), Duration::from_secs(2)) {
+        match client.fetch_metadata(Some(topic), timeout) {
             Ok(m) => {
                 partitions = m
                     .topics()

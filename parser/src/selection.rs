@@ -1,6 +1,6 @@
 //! Per-source format selection (`[[parser.sources]]`): which parser a raw
-//! record goes through, by its topic or the host or path of its `logpipe.src`
-//! header.
+//! record goes through, by its topic or the host or path in its key (the
+//! source the shipper wrote there).
 //!
 //! Rules are tried in order and the first whose every given glob matches wins,
 //! as in Filebeat's per-input settings; a record no rule matches uses
@@ -138,7 +138,7 @@ mod tests {
             s.select("logpipe-raw", Some("db-1"), Some("/var/log/app/a/b/x.json")),
             Format::Json
         );
-        // Host and path rules never match records without logpipe headers.
+        // Host and path rules never match records without a logpipe source key.
         assert_eq!(s.select("logpipe-raw", None, None), Format::Auto);
         assert_eq!(
             s.select("logpipe-raw", Some("db-1"), Some("/var/log/syslog")),

@@ -15,7 +15,7 @@ use logpipe_core::ack::PartitionAcks;
 use logpipe_core::delivery::{self, AckProducer, SendError};
 use logpipe_core::kafka;
 use logpipe_core::shutdown::CancellationToken;
-use logpipe_schemas::raw::SourceMeta;
+use logpipe_schemas::raw::{self, SourceMeta};
 use logpipe_schemas::{dead_letter, event, id};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
@@ -41,7 +41,7 @@ pub fn run(cfg: &ParserConfig, k: &KafkaConfig, shutdown: CancellationToken) -> 
     let producer: AckProducer = kafka::producer_config(k)
         .create_with_context(ctx)
         .context("creating the Kafka producer")?;
-    kafka::warm_up(producer.client(), &k.parsed_topic);
+    kafka::warm_up(producer.client(), &k.parsed_topic, Duration::from_secs(2));
 
     let mut acks = PartitionAcks::default();
     let mut out = Vec::with_capacity(4096);
@@ -127,9 +127,9 @@ fn handle(
     acks: &mut PartitionAcks,
 ) -> bool {
     let line = msg.payload().unwrap_or_default();
-    let meta = msg
-        .headers()
-        .and_then(|h| SourceMeta::from_headers(h.iter().map(|h| (h.key, h.value))));
+    // The shipper's records carry their source as their key; records of other
+    // producers have no key, or one that does not read as a source.
+    let meta = msg.key().and_then(SourceMeta::parse);
     // The raw record's timestamp is when the shipper read the line.
     let ingest_ms = msg
         .timestamp()
@@ -175,7 +175,7 @@ fn handle(
             )
         }
         Err(e) => {
-            let extra = vec![
+            let mut extra = vec![
                 (
                     dead_letter::HEADER_STAGE,
                     dead_letter::Stage::Parse.as_str().to_string(),
@@ -186,6 +186,11 @@ fn handle(
                     dead_letter::origin(msg.topic(), msg.partition(), msg.offset()),
                 ),
             ];
+            // The dead letter's key is the document id, so the source it came
+            // from (the raw key) goes in a header.
+            if let Some(m) = &meta {
+                extra.push((raw::HEADER_SOURCE, m.key()));
+            }
             (&k.dead_letter_topic, line, true, extra)
         }
     };
@@ -196,7 +201,16 @@ fn handle(
         let headers = with_headers(keep_source.then_some(msg), &extra);
         // Both keep the ingest time as their timestamp, for `event.ingested`
         // on a replay and for the indexer's end-to-end lag.
-        match delivery::send(producer, topic, None, doc_id, payload, headers, Some(ingest_ms), opaque) {
+        match delivery::send(
+            producer,
+            topic,
+            None,
+            doc_id,
+            payload,
+            Some(headers),
+            Some(ingest_ms),
+            opaque,
+        ) {
             Ok(()) => return ok,
             Err(SendError::QueueFull) => {
                 // Backpressure from Kafka: apply acks while we wait for room.

@@ -13,10 +13,11 @@ pub mod scan;
 pub mod templates;
 pub mod time;
 
-/// Version of the wire contracts, the first field of the `logpipe.src` header
-/// of every raw record logpipe writes. Bump it on any incompatible change.
-/// Version 1 carried one header per field (`logpipe.v`, `logpipe.host`, ...).
-pub const WIRE_VERSION: &str = "2";
+/// Version of the wire contracts, the first field of the key of every raw
+/// record logpipe writes. Bump it on any incompatible change. Version 1
+/// carried one header per field (`logpipe.v`, `logpipe.host`, ...), version 2
+/// the same text as now in one `logpipe.src` header.
+pub const WIRE_VERSION: &str = "3";
 
 /// Default topic names; every one is configurable.
 pub const DEFAULT_RAW_TOPIC: &str = "logpipe-raw";

@@ -1,6 +1,6 @@
 //! Handing lines to Kafka. Delivery plumbing (acks routed back per file) is
 //! shared with the other stages in `logpipe_core::delivery`; what is specific
-//! to the shipper is the raw-topic headers of a line.
+//! to the shipper is a raw record's key, partition and header.
 
 use logpipe_schemas::raw;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -17,37 +17,39 @@ pub fn default_partition(key: &[u8], partitions: i32) -> i32 {
     (crc.sum() % partitions as u32) as i32
 }
 
-/// Builds the raw-topic headers of a line: `logpipe.src` is the file's
-/// prefix (see `raw::source_prefix`, prepared once per file by the caller)
-/// followed by the line's offset; `logpipe.truncated` only on a cut line.
-pub fn line_headers(prefix: &[u8], offset: u64, truncated: Option<u64>) -> OwnedHeaders {
-    let mut num = Digits::default();
-    let digits = num.format(offset);
-    // The value is assembled on the stack for any usual path length; librdkafka
-    // copies it into the header anyway.
-    let mut stack = [0u8; 512];
-    let mut heap = Vec::new();
-    let n = prefix.len() + digits.len();
-    let value: &mut [u8] = if n <= stack.len() {
-        &mut stack[..n]
-    } else {
-        heap.resize(n, 0);
-        &mut heap
-    };
-    value[..prefix.len()].copy_from_slice(prefix);
-    value[prefix.len()..].copy_from_slice(digits);
-    let mut h = OwnedHeaders::new_with_capacity(1 + truncated.is_some() as usize);
-    h = h.insert(Header {
-        key: raw::HEADER_SOURCE,
-        value: Some(&*value),
-    });
-    if let Some(total) = truncated {
-        h = h.insert(Header {
-            key: raw::HEADER_TRUNCATED,
-            value: Some(num.format(total)),
-        });
+/// The raw record key of one line: a source's prefix (see
+/// `raw::source_prefix`) followed by the line's offset (a byte offset, or a
+/// syslog stream's sequence number). Kept per source so that a line's key
+/// costs a few digits, not an allocation.
+pub struct LineKey {
+    buf: Vec<u8>,
+    prefix: usize,
+}
+
+impl LineKey {
+    pub fn new(prefix: &str) -> Self {
+        LineKey {
+            buf: prefix.as_bytes().to_vec(),
+            prefix: prefix.len(),
+        }
     }
-    h
+
+    /// The key of the line at `offset`.
+    pub fn at(&mut self, offset: u64) -> &[u8] {
+        self.buf.truncate(self.prefix);
+        self.buf.extend_from_slice(Digits::default().format(offset));
+        &self.buf
+    }
+}
+
+/// `logpipe.truncated` with the full length, on a line cut at its maximum;
+/// no headers at all on any other line.
+pub fn line_headers(truncated: Option<u64>) -> Option<OwnedHeaders> {
+    let total = truncated?;
+    Some(OwnedHeaders::new_with_capacity(1).insert(Header {
+        key: raw::HEADER_TRUNCATED,
+        value: Some(Digits::default().format(total)),
+    }))
 }
 
 /// Decimal digits of a number, on the stack: every line needs one, and a
@@ -125,26 +127,23 @@ mod tests {
     use rdkafka::message::Headers;
 
     #[test]
-    fn headers_carry_the_source() {
-        let prefix = raw::source_prefix("web-1", 7, "/var/log/a b.log");
-        for (offset, truncated) in [(0, None), (123_456, Some(99_999)), (u64::MAX, None)] {
-            let h = line_headers(prefix.as_bytes(), offset, truncated);
-            let got: Vec<(&str, Option<&[u8]>)> = h.iter().map(|h| (h.key, h.value)).collect();
-            let meta = raw::SourceMeta::from_headers(got.iter().copied()).unwrap();
+    fn keys_carry_the_source() {
+        let mut key = LineKey::new(&raw::source_prefix("web-1", 7, "/var/log/a b.log"));
+        for offset in [0, 123_456, 9, u64::MAX] {
+            let meta = raw::SourceMeta::parse(key.at(offset)).unwrap();
             assert_eq!(
                 (meta.host, meta.path, meta.fingerprint, meta.offset),
                 ("web-1", "/var/log/a b.log", 7, offset)
             );
-            let cut = got
-                .iter()
-                .find(|(k, _)| *k == raw::HEADER_TRUNCATED)
-                .map(|(_, v)| v.unwrap());
-            assert_eq!(cut, truncated.map(|t| t.to_string()).as_deref().map(str::as_bytes));
         }
-        let long = raw::source_prefix("web-1", 7, &"/x".repeat(400));
-        let h = line_headers(long.as_bytes(), 5, None);
+    }
+
+    #[test]
+    fn only_a_cut_line_has_a_header() {
+        assert!(line_headers(None).is_none());
+        let h = line_headers(Some(99_999)).unwrap();
         let got: Vec<(&str, Option<&[u8]>)> = h.iter().map(|h| (h.key, h.value)).collect();
-        assert_eq!(raw::SourceMeta::from_headers(got.iter().copied()).unwrap().offset, 5);
+        assert_eq!(got, vec![(raw::HEADER_TRUNCATED, Some(&b"99999"[..]))]);
     }
 
     #[test]

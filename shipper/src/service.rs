@@ -24,7 +24,7 @@ use crate::checkpoint::Checkpoints;
 use crate::discover::{DevIno, Discovery, Found};
 use crate::fingerprint;
 use crate::multiline::{self, Joiner};
-use crate::produce::{self, Ack, Producer, SendError};
+use crate::produce::{self, Ack, LineKey, Producer, SendError};
 use crate::tail::{Outcome, Tail};
 
 /// One file being tailed.
@@ -34,11 +34,12 @@ struct Watched {
     dev_ino: (u64, u64),
     tail: Tail,
     tracker: AckTracker,
-    key: Vec<u8>,
-    /// The raw topic's partition for `key`, when known at start-up.
+    /// What the file's partition is computed from (`raw::partition_key`).
+    partition_key: Vec<u8>,
+    /// The raw topic's partition of this file, once the partition count is known.
     partition: Option<i32>,
-    /// The `logpipe.src` header value of this file's lines, up to the offset.
-    source_prefix: String,
+    /// The raw record key of this file's lines, up to the offset.
+    line_key: LineKey,
     /// The path now names another file (or none): read to the end, then let go.
     rotated: bool,
     /// Truncated under us (copytruncate): read no more, wait for acks, let go.
@@ -110,11 +111,9 @@ pub fn run(
     let producer: Producer = producer_cfg
         .create_with_context(ctx)
         .context("creating the Kafka producer")?;
-    // Every line of a file has the file's key, so its partition is computed
-    // once per file, as librdkafka's default partitioner would. With a
-    // partitioner of the user's own, or no partition count, librdkafka picks.
-    let partitions = kafka::warm_up(producer.client(), &kafka_cfg.raw_topic)
-        .filter(|_| !kafka_cfg.options.contains_key("partitioner"));
+    // Each line's key is its own (its source and offset), so the shipper
+    // names the partition, one per file: see `State::partitions`.
+    let partitions = kafka::warm_up(producer.client(), &kafka_cfg.raw_topic, Duration::from_secs(2));
     let mut checkpoints = Checkpoints::load(&cfg.data_dir)?;
     let discovery = Discovery::spawn(cfg)?;
     let mut state = State {
@@ -132,6 +131,7 @@ pub fn run(
         queue_full: false,
         next_slot: 0,
         partitions,
+        last_metadata_try: Instant::now(),
     };
 
     let checkpoint_every = Duration::from_millis(cfg.checkpoint_interval_ms);
@@ -215,8 +215,11 @@ struct State<'a> {
     /// Where the next reading pass starts, so a pass cut short by its
     /// deadline does not starve the files after it.
     next_slot: usize,
-    /// The raw topic's partition count at start-up (see `produce::default_partition`).
+    /// The raw topic's partition count, learnt at start-up. A file's lines
+    /// all go to `produce::default_partition` of its partition key, so that
+    /// they stay in order; until the count is known nothing is read.
     partitions: Option<i32>,
+    last_metadata_try: Instant,
 }
 
 impl State<'_> {
@@ -264,7 +267,7 @@ impl State<'_> {
                     if *path != w.path {
                         tracing::info!(from = %w.path.display(), to = %path.display(), "file renamed");
                         w.path = path.clone();
-                        w.source_prefix = source_prefix(self.host, &w.path, w.fingerprint);
+                        w.line_key = LineKey::new(&source_prefix(self.host, &w.path, w.fingerprint));
                     }
                     w.rotated = false;
                 }
@@ -345,15 +348,14 @@ impl State<'_> {
         };
         tracing::info!(path = %p.path.display(), fingerprint = %raw::fingerprint_hex(fp), start, "tailing");
         let multiline = multiline::for_path(&self.cfg.inputs, &p.path);
-        let key = raw::record_key(self.host, fp);
         let w = Watched {
             fingerprint: fp,
             dev_ino: p.id,
             tail: Tail::new(p.file, start, self.cfg.max_line_bytes).verify_identity(fp),
             tracker: AckTracker::new(start),
-            key: key.clone().into_bytes(),
-            partition: self.partitions.map(|n| produce::default_partition(key.as_bytes(), n)),
-            source_prefix: source_prefix(self.host, &p.path, fp),
+            partition_key: raw::partition_key(self.host, fp).into_bytes(),
+            partition: None,
+            line_key: LineKey::new(&source_prefix(self.host, &p.path, fp)),
             path: p.path,
             rotated: p.rotated_at.is_some(),
             retired: false,
@@ -379,11 +381,25 @@ impl State<'_> {
         }
     }
 
+    /// Whether the raw topic's partition count is known; asks the broker again,
+    /// at most once a second, while it is not (it was down at start-up).
+    fn partitions_known(&mut self) -> bool {
+        if self.partitions.is_none() && self.last_metadata_try.elapsed() >= Duration::from_secs(1) {
+            self.partitions = kafka::warm_up(self.producer.client(), self.topic, Duration::from_millis(200));
+            self.last_metadata_try = Instant::now();
+            if self.partitions.is_some() {
+                tracing::info!(topic = self.topic, "raw topic reachable; reading");
+            }
+        }
+        self.partitions.is_some()
+    }
+
     /// One pass of reading over every file. Returns whether anything moved.
     fn read_all(&mut self, deadline: Instant) -> bool {
-        if self.fatal_backoff_until.is_some_and(|t| Instant::now() < t) {
+        if self.fatal_backoff_until.is_some_and(|t| Instant::now() < t) || !self.partitions_known() {
             return false;
         }
+        let partitions = self.partitions.expect("known");
         let partial = Duration::from_millis(self.cfg.partial_line_timeout_ms);
         let max_in_flight = self.cfg.max_in_flight_lines;
         let mut progressed = false;
@@ -413,20 +429,27 @@ impl State<'_> {
             // The record's timestamp is when the line was read; one clock read
             // per poll (at most 256 KiB) spares librdkafka one per line.
             let ingest_ms = now_ms();
-            let (tracker, key, partition, prefix, stats) = (
-                &mut w.tracker,
-                &w.key,
-                w.partition,
-                w.source_prefix.as_bytes(),
-                &mut w.stats,
-            );
+            let partition = *w
+                .partition
+                .get_or_insert_with(|| produce::default_partition(&w.partition_key, partitions));
+            let (tracker, line_key, stats) = (&mut w.tracker, &mut w.line_key, &mut w.stats);
             let mut send = |offset: u64, end: u64, bytes: &[u8], truncated: Option<u64>| {
                 if tracker.in_flight() + unpersisted >= max_in_flight {
                     return false;
                 }
-                let headers = produce::line_headers(prefix, offset, truncated);
+                let headers = produce::line_headers(truncated);
                 let opaque = produce::pack(slot, tracker.next_seq());
-                match produce::send_line(producer, topic, partition, key, bytes, headers, Some(ingest_ms), opaque) {
+                let key = line_key.at(offset);
+                match produce::send_line(
+                    producer,
+                    topic,
+                    Some(partition),
+                    key,
+                    bytes,
+                    headers,
+                    Some(ingest_ms),
+                    opaque,
+                ) {
                     Ok(()) => {
                         tracker.register(end);
                         stats.lines_sent += 1;

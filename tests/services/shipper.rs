@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use logpipe_schemas::raw::{self, SourceMeta};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Headers;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 use super::{unique, Services};
@@ -218,9 +217,7 @@ pub fn consume_until(
     while Instant::now() < deadline {
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
-                let source = m
-                    .headers()
-                    .and_then(|h| SourceMeta::from_headers(h.iter().map(|h| (h.key, h.value))));
+                let source = m.key().and_then(SourceMeta::parse);
                 out.push(RawRecord {
                     partition: m.partition(),
                     fingerprint: source.map(|s| raw::fingerprint_hex(s.fingerprint)).unwrap_or_default(),

@@ -22,12 +22,11 @@ use std::time::{Duration, Instant};
 use logpipe_benches::inputs::corpus_lines;
 use logpipe_benches::proc_stats;
 use logpipe_benches::services::{noida_bin, send_waiting, spawn_logpipe, Noida};
-use logpipe_schemas::raw::{record_key, SourceMeta, HEADER_SOURCE};
+use logpipe_schemas::raw::SourceMeta;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 
 const RAW: &str = "bench-raw";
@@ -54,7 +53,7 @@ fn main() {
         bytes as f64 / 1048576.0
     );
     let started = Instant::now();
-    produce(&brokers, &lines, events);
+    produce(&brokers, &lines, events, partitions);
     let secs = started.elapsed().as_secs_f64();
     println!(
         "stand-in produce (prefill, lz4, one rdkafka producer): {:.0} events/s",
@@ -140,7 +139,7 @@ fn mixed_lines() -> Vec<String> {
 
 /// The raw topic as the shipper fills it: one key per source file, logpipe
 /// headers, lz4.
-fn produce(brokers: &str, lines: &[String], events: usize) {
+fn produce(brokers: &str, lines: &[String], events: usize, partitions: i32) {
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("linger.ms", "50")
@@ -161,20 +160,16 @@ fn produce(brokers: &str, lines: &[String], events: usize) {
             offset: offsets[file],
         };
         offsets[file] += line.len() as u64 + 1;
-        let key = record_key(meta.host, meta.fingerprint);
-        let value = meta.header_value();
-        let headers = OwnedHeaders::new_with_capacity(1).insert(Header {
-            key: HEADER_SOURCE,
-            value: Some(&value),
-        });
-        // As the shipper's records: stamped with the time the line was read.
+        // As the shipper's records: the source as the key, one partition per
+        // file, stamped with the time the line was read.
+        let key = meta.key();
         let ingest_ms = 1_795_341_600_000 + (i / 1000) as i64;
         send_waiting(
             &producer,
             BaseRecord::to(RAW)
                 .key(&key)
+                .partition(file as i32 % partitions)
                 .payload(line)
-                .headers(headers)
                 .timestamp(ingest_ms),
         );
     }

@@ -3,7 +3,7 @@
 //! exactly like a line read from a file.
 //!
 //! A message's source is its connection (TCP) or its sender (UDP); in its
-//! `logpipe.src` header (see `logpipe_schemas::raw`):
+//! record key (see `logpipe_schemas::raw`):
 //! * the path is `syslog/tcp/<peer ip:port>` or `syslog/udp/<peer ip:port>`,
 //!   so `[[parser.sources]] path = "syslog/*"` can pick a syslog format;
 //! * the host is this shipper's host name, like for files (the sender's
@@ -13,7 +13,11 @@
 //! * the offset is the message's sequence number in its stream (not a
 //!   byte offset), so (host, fingerprint, offset) still names one message.
 //!
-//! The Kafka key is per stream, so one connection's messages keep their order.
+//! All of a stream's messages go to one partition (named by the shipper, from
+//! the stream's partition key), so one connection's messages keep their
+//! order. If the raw topic's partition count was not known when the intake
+//! started (Kafka down), librdkafka's partitioner picks from each message's
+//! own key, and a stream's messages may spread over partitions.
 //!
 //! Delivery: syslog has no acknowledgement to the sender, so the shipper is
 //! the buffer of last resort. TCP stops reading a connection while the
@@ -45,7 +49,7 @@ use rdkafka::ClientContext;
 use tokio::io::AsyncReadExt;
 use tokio::sync::Semaphore;
 
-use crate::produce;
+use crate::produce::{self, LineKey};
 use framing::{Frame, Framer};
 
 const READ_CHUNK: usize = 64 * 1024;
@@ -85,6 +89,7 @@ struct Context {
 
 struct Retry {
     listener: Listener,
+    partition: i32,
     key: Vec<u8>,
     payload: Vec<u8>,
     headers: Option<OwnedHeaders>,
@@ -109,6 +114,7 @@ impl ProducerContext for Context {
                     .increment(1);
                 let _ = self.retry.send(Retry {
                     listener,
+                    partition: msg.partition(),
                     key: msg.key().unwrap_or_default().to_vec(),
                     payload: msg.payload().unwrap_or_default().to_vec(),
                     headers: msg.headers().map(|h| h.detach()),
@@ -122,9 +128,9 @@ type SyslogProducer = ThreadedProducer<Context>;
 
 /// One stream of messages: a TCP connection, or a UDP sender.
 struct Stream {
-    key: Vec<u8>,
-    /// `logpipe.src` up to the sequence number.
-    source_prefix: String,
+    /// The record key up to the sequence number.
+    key: LineKey,
+    partition: Option<i32>,
     seq: u64,
 }
 
@@ -137,7 +143,7 @@ static STREAMS: AtomicU64 = AtomicU64::new(0);
 static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
 
 impl Stream {
-    fn new(host: &str, listener: Listener, peer: SocketAddr) -> Stream {
+    fn new(host: &str, listener: Listener, peer: SocketAddr, partitions: Option<i32>) -> Stream {
         let source = format!("syslog/{}/{peer}", listener.name());
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -147,8 +153,8 @@ impl Stream {
         let fp =
             xxhash_rust::xxh3::xxh3_64(format!("{host}\0{source}\0{nanos}\0{n}\0{}", std::process::id()).as_bytes());
         Stream {
-            key: raw::record_key(host, fp).into_bytes(),
-            source_prefix: raw::source_prefix(host, fp, &source),
+            key: LineKey::new(&raw::source_prefix(host, fp, &source)),
+            partition: partitions.map(|n| produce::default_partition(raw::partition_key(host, fp).as_bytes(), n)),
             seq: 0,
         }
     }
@@ -157,6 +163,8 @@ impl Stream {
 struct Shared {
     producer: SyslogProducer,
     topic: String,
+    /// The raw topic's partition count when the intake started.
+    partitions: Option<i32>,
     host: String,
     max_message: usize,
     stop: CancellationToken,
@@ -168,15 +176,20 @@ struct Shared {
 impl Shared {
     fn record<'a>(
         &'a self,
-        stream: &'a Stream,
+        stream: &'a mut Stream,
         listener: Listener,
         frame: &'a Frame,
     ) -> BaseRecord<'a, [u8], [u8], usize> {
-        let headers = produce::line_headers(stream.source_prefix.as_bytes(), stream.seq, frame.truncated);
-        BaseRecord::with_opaque_to(&self.topic, listener as usize)
-            .key(&stream.key[..])
-            .payload(&frame.bytes[..])
-            .headers(headers)
+        let mut record = BaseRecord::with_opaque_to(&self.topic, listener as usize)
+            .key(stream.key.at(stream.seq))
+            .payload(&frame.bytes[..]);
+        if let Some(p) = stream.partition {
+            record = record.partition(p);
+        }
+        if let Some(h) = produce::line_headers(frame.truncated) {
+            record = record.headers(h);
+        }
+        record
     }
 }
 
@@ -232,10 +245,11 @@ pub fn spawn(
     let producer: SyslogProducer = kafka::producer_config(kafka_cfg)
         .create_with_context(Context { retry: retry_tx })
         .context("creating the syslog Kafka producer")?;
-    kafka::warm_up(producer.client(), &kafka_cfg.raw_topic);
+    let partitions = kafka::warm_up(producer.client(), &kafka_cfg.raw_topic, Duration::from_secs(2));
     let shared = Arc::new(Shared {
         producer,
         topic: kafka_cfg.raw_topic.clone(),
+        partitions,
         host: host.to_string(),
         max_message: cfg.max_message_bytes,
         stop,
@@ -334,7 +348,7 @@ async fn accept(listener: tokio::net::TcpListener, shared: Arc<Shared>, max: usi
 
 async fn connection(mut sock: tokio::net::TcpStream, peer: SocketAddr, shared: &Shared) {
     tracing::debug!(%peer, "syslog: connection opened");
-    let mut stream = Stream::new(&shared.host, Listener::Tcp, peer);
+    let mut stream = Stream::new(&shared.host, Listener::Tcp, peer, shared.partitions);
     let mut framer = Framer::new(shared.max_message);
     let mut buf = vec![0u8; READ_CHUNK];
     loop {
@@ -437,7 +451,7 @@ async fn receive(sock: tokio::net::UdpSocket, shared: Arc<Shared>) {
         }
         let stream = peers
             .entry(peer)
-            .or_insert_with(|| Stream::new(&shared.host, Listener::Udp, peer));
+            .or_insert_with(|| Stream::new(&shared.host, Listener::Udp, peer, shared.partitions));
         let record = shared.record(stream, Listener::Udp, &frame);
         let sent = shared.producer.send(record).map_err(|(e, _)| e);
         stream.seq += 1;
@@ -490,6 +504,9 @@ async fn resend(shared: Arc<Shared>, rx: crossbeam_channel::Receiver<Retry>) {
             let mut record = BaseRecord::with_opaque_to(&shared.topic, r.listener as usize)
                 .key(&r.key[..])
                 .payload(&r.payload[..]);
+            if r.partition >= 0 {
+                record = record.partition(r.partition);
+            }
             if let Some(h) = headers.take() {
                 record = record.headers(h);
             }
