@@ -75,7 +75,11 @@ pub fn consumer_config(k: &KafkaConfig, group_id: &str) -> ClientConfig {
         .set("auto.commit.interval.ms", "1000")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "10000")
+        // Kafka's own default since 3.0 (librdkafka's too). A shorter one
+        // (10 s) dropped every member of the burst bench's groups at once when
+        // the stand-in stopped answering heartbeats for 10 s while it built one
+        // huge fetch answer, and their rejoin then stalled for minutes.
+        .set("session.timeout.ms", "45000")
         .set("max.poll.interval.ms", "300000")
         // Real brokers keep a fetch response under fetch.max.bytes (50 MB by
         // default); the noida-db stand-in does not, and answers a consumer
