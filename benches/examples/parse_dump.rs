@@ -55,14 +55,7 @@ fn main() -> std::io::Result<()> {
             offset: None,
         },
     ];
-    let formats = [
-        Format::Auto,
-        Format::Rfc5424,
-        Format::Rfc3164,
-        Format::Access,
-        Format::Json,
-        Format::Logfmt,
-    ];
+    let formats = Format::ALL;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut doc = Vec::new();
     for (name, line) in &inputs {

@@ -48,6 +48,16 @@ pub enum Format {
 }
 
 impl Format {
+    /// Every format, `auto` first.
+    pub const ALL: [Format; 6] = [
+        Format::Auto,
+        Format::Rfc5424,
+        Format::Rfc3164,
+        Format::Access,
+        Format::Json,
+        Format::Logfmt,
+    ];
+
     /// The name used in configuration and in [`ParseError::format`].
     pub fn name(self) -> &'static str {
         match self {
@@ -248,14 +258,7 @@ mod tests {
 
     #[test]
     fn format_names_round_trip() {
-        for f in [
-            Format::Auto,
-            Format::Rfc5424,
-            Format::Rfc3164,
-            Format::Access,
-            Format::Json,
-            Format::Logfmt,
-        ] {
+        for f in Format::ALL {
             assert_eq!(f.name().parse::<Format>().unwrap(), f);
         }
         assert!("xml".parse::<Format>().unwrap_err().contains("logfmt"));
@@ -319,14 +322,7 @@ mod tests {
         for path in &files {
             let data = std::fs::read(path).unwrap();
             for ctx in &contexts {
-                for f in [
-                    Format::Auto,
-                    Format::Rfc5424,
-                    Format::Rfc3164,
-                    Format::Access,
-                    Format::Json,
-                    Format::Logfmt,
-                ] {
+                for f in Format::ALL {
                     match parse(f, &data, ctx) {
                         Ok(e) => {
                             assert_eq!(e.original, &data[..], "{}: {f}", path.display());
