@@ -17,7 +17,14 @@ pub fn default_partition(key: &[u8], partitions: i32) -> i32 {
     (crc.sum() % partitions as u32) as i32
 }
 
-/// The raw record key of one line: a source's prefix (see
+/// The partition of every record of one source (a file, or a syslog
+/// stream): [`default_partition`] of its `raw::partition_key`, so that the
+/// source's records stay in order.
+pub fn source_partition(host: &str, fingerprint: u64, partitions: i32) -> i32 {
+    default_partition(raw::partition_key(host, fingerprint).as_bytes(), partitions)
+}
+
+/// The raw record key of one line: its source's prefix (see
 /// `raw::source_prefix`) followed by the line's offset (a byte offset, or a
 /// syslog stream's sequence number). Kept per source so that a line's key
 /// costs a few digits, not an allocation.
@@ -27,11 +34,9 @@ pub struct LineKey {
 }
 
 impl LineKey {
-    pub fn new(prefix: &str) -> Self {
-        LineKey {
-            buf: prefix.as_bytes().to_vec(),
-            prefix: prefix.len(),
-        }
+    pub fn new(host: &str, fingerprint: u64, path: &str) -> Self {
+        let buf = raw::source_prefix(host, fingerprint, path).into_bytes();
+        LineKey { prefix: buf.len(), buf }
     }
 
     /// The key of the line at `offset`.
@@ -128,7 +133,7 @@ mod tests {
 
     #[test]
     fn keys_carry_the_source() {
-        let mut key = LineKey::new(&raw::source_prefix("web-1", 7, "/var/log/a b.log"));
+        let mut key = LineKey::new("web-1", 7, "/var/log/a b.log");
         for offset in [0, 123_456, 9, u64::MAX] {
             let meta = raw::SourceMeta::parse(key.at(offset)).unwrap();
             assert_eq!(

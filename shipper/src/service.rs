@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -34,8 +34,6 @@ struct Watched {
     dev_ino: (u64, u64),
     tail: Tail,
     tracker: AckTracker,
-    /// What the file's partition is computed from (`raw::partition_key`).
-    partition_key: Vec<u8>,
     /// The raw topic's partition of this file, once the partition count is known.
     partition: Option<i32>,
     /// The raw record key of this file's lines, up to the offset.
@@ -216,8 +214,8 @@ struct State<'a> {
     /// deadline does not starve the files after it.
     next_slot: usize,
     /// The raw topic's partition count, learnt at start-up. A file's lines
-    /// all go to `produce::default_partition` of its partition key, so that
-    /// they stay in order; until the count is known nothing is read.
+    /// all go to its `produce::source_partition`, so that they stay in order;
+    /// until the count is known nothing is read.
     partitions: Option<i32>,
     last_metadata_try: Instant,
 }
@@ -267,7 +265,7 @@ impl State<'_> {
                     if *path != w.path {
                         tracing::info!(from = %w.path.display(), to = %path.display(), "file renamed");
                         w.path = path.clone();
-                        w.line_key = LineKey::new(&source_prefix(self.host, &w.path, w.fingerprint));
+                        w.line_key = LineKey::new(self.host, w.fingerprint, &w.path.display().to_string());
                     }
                     w.rotated = false;
                 }
@@ -353,9 +351,8 @@ impl State<'_> {
             dev_ino: p.id,
             tail: Tail::new(p.file, start, self.cfg.max_line_bytes).verify_identity(fp),
             tracker: AckTracker::new(start),
-            partition_key: raw::partition_key(self.host, fp).into_bytes(),
             partition: None,
-            line_key: LineKey::new(&source_prefix(self.host, &p.path, fp)),
+            line_key: LineKey::new(self.host, fp, &p.path.display().to_string()),
             path: p.path,
             rotated: p.rotated_at.is_some(),
             retired: false,
@@ -431,7 +428,7 @@ impl State<'_> {
             let ingest_ms = now_ms();
             let partition = *w
                 .partition
-                .get_or_insert_with(|| produce::default_partition(&w.partition_key, partitions));
+                .get_or_insert_with(|| produce::source_partition(self.host, w.fingerprint, partitions));
             let (tracker, line_key, stats) = (&mut w.tracker, &mut w.line_key, &mut w.stats);
             let mut send = |offset: u64, end: u64, bytes: &[u8], truncated: Option<u64>| {
                 if tracker.in_flight() + unpersisted >= max_in_flight {
@@ -666,7 +663,3 @@ const MIN_PERSIST_GAP: Duration = Duration::from_millis(250);
 const PASS: Duration = Duration::from_millis(50);
 /// How often files waiting for their first line are looked at again.
 const PENDING_RETRY: Duration = Duration::from_millis(50);
-
-fn source_prefix(host: &str, path: &Path, fp: u64) -> String {
-    raw::source_prefix(host, fp, &path.display().to_string())
-}

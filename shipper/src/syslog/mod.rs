@@ -42,7 +42,6 @@ use anyhow::Context as _;
 use logpipe_config::{KafkaConfig, SyslogConfig};
 use logpipe_core::kafka;
 use logpipe_core::shutdown::CancellationToken;
-use logpipe_schemas::raw;
 use rdkafka::message::{Message as _, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
@@ -153,8 +152,8 @@ impl Stream {
         let fp =
             xxhash_rust::xxh3::xxh3_64(format!("{host}\0{source}\0{nanos}\0{n}\0{}", std::process::id()).as_bytes());
         Stream {
-            key: LineKey::new(&raw::source_prefix(host, fp, &source)),
-            partition: partitions.map(|n| produce::default_partition(raw::partition_key(host, fp).as_bytes(), n)),
+            key: LineKey::new(host, fp, &source),
+            partition: partitions.map(|n| produce::source_partition(host, fp, n)),
             seq: 0,
         }
     }
