@@ -162,17 +162,12 @@ fn handle(
     // A document carries only its event time: everything else the indexer
     // needs is in the JSON, and librdkafka allocates each header separately.
     // A dead letter keeps the raw record's headers, so it can be replayed.
-    let (topic, payload, keep_source, extra): (&str, &[u8], bool, Vec<(&str, String)>) = match parsed {
+    let (topic, payload, extra): (&str, &[u8], Vec<(&str, String)>) = match parsed {
         Ok(ev) => {
             out.clear();
             ev.write_json(out);
             let ms = ev.timestamp.div_euclid(1000).to_string();
-            (
-                &k.parsed_topic,
-                out.as_slice(),
-                false,
-                vec![(event::HEADER_EVENT_MS, ms)],
-            )
+            (&k.parsed_topic, out.as_slice(), vec![(event::HEADER_EVENT_MS, ms)])
         }
         Err(e) => {
             let mut extra = vec![
@@ -191,14 +186,14 @@ fn handle(
             if let Some(m) = &meta {
                 extra.push((raw::HEADER_SOURCE, m.key()));
             }
-            (&k.dead_letter_topic, line, true, extra)
+            (&k.dead_letter_topic, line, extra)
         }
     };
     // The parsed topic's key is the document id; the dead letter keeps the id
     // too, so a replayed dead letter lands on the same document.
     loop {
         // A failed send consumes the headers, so they are built per attempt.
-        let headers = with_headers(keep_source.then_some(msg), &extra);
+        let headers = with_headers((!ok).then_some(msg), &extra);
         // Both keep the ingest time as their timestamp, for `event.ingested`
         // on a replay and for the indexer's end-to-end lag.
         match delivery::send(

@@ -1,8 +1,8 @@
 //! Parser service throughput: prefills a raw topic with realistic mixed lines
 //! (RFC 3164 from loghub's Linux and OpenSSH samples, combined access logs
 //! from elastic's examples, RFC 5424 built from the OpenSSH messages, a few
-//! JSON lines; all read in place from `../shared/corpus`), with the headers
-//! the shipper sets, then runs one `logpipe parse` (release build, format
+//! JSON lines; all read in place from `../shared/corpus`), keyed and
+//! timestamped as the shipper sends them, then runs one `logpipe parse` (release build, format
 //! `auto`) against the local noida-db broker and measures raw -> parsed:
 //! events/s, CPU-seconds per million events and peak RSS of the parser
 //! process, between 10% and 100% of the events (start-up and the group join
@@ -137,8 +137,9 @@ fn mixed_lines() -> Vec<String> {
     out
 }
 
-/// The raw topic as the shipper fills it: one key per source file, logpipe
-/// headers, lz4.
+/// The raw topic as the shipper fills it: each line keyed by its source
+/// (host, fingerprint, path, offset), one partition per file, the read time
+/// as the timestamp, lz4.
 fn produce(brokers: &str, lines: &[String], events: usize, partitions: i32) {
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
