@@ -249,6 +249,19 @@ mod tests {
     use super::*;
     use std::io::Write;
 
+    /// A file of `n` numbered lines of varying length (filler up to
+    /// `spread - 1` bytes), and the lines.
+    fn numbered_lines(n: usize, spread: usize) -> (tempfile::NamedTempFile, Vec<String>) {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        let lines: Vec<String> = (0..n)
+            .map(|i| format!("line {i:06} {}", "y".repeat(i % spread)))
+            .collect();
+        for l in &lines {
+            writeln!(f, "{l}").unwrap();
+        }
+        (f, lines)
+    }
+
     fn collect(t: &mut Tail, timeout: Duration) -> Vec<(u64, u64, Vec<u8>, Option<u64>)> {
         let mut out = Vec::new();
         loop {
@@ -294,13 +307,7 @@ mod tests {
         // With a zero timeout every poll may flush a partial line; lines cut
         // by chunk boundaries, or left behind while the sink pushed back,
         // must still come out whole.
-        let mut f = tempfile::NamedTempFile::new().unwrap();
-        let lines: Vec<String> = (0..30_000)
-            .map(|i| format!("line {i:06} {}", "y".repeat(i % 70)))
-            .collect();
-        for l in &lines {
-            writeln!(f, "{l}").unwrap();
-        }
+        let (mut f, lines) = numbered_lines(30_000, 70);
         f.write_all(b"tail").unwrap();
         let mut t = Tail::new(f.reopen().unwrap(), 0, 1024);
         let mut got: Vec<Vec<u8>> = Vec::new();
@@ -381,13 +388,7 @@ mod tests {
 
     #[test]
     fn backpressure_keeps_the_buffer_at_one_chunk_and_loses_nothing() {
-        let mut f = tempfile::NamedTempFile::new().unwrap();
-        let lines: Vec<String> = (0..40_000)
-            .map(|i| format!("line {i:06} {}", "x".repeat(i % 50)))
-            .collect();
-        for l in &lines {
-            writeln!(f, "{l}").unwrap();
-        }
+        let (f, lines) = numbered_lines(40_000, 50);
         let mut t = Tail::new(f.reopen().unwrap(), 0, 1024);
         let mut got: Vec<(u64, Vec<u8>)> = Vec::new();
         // The sink takes three lines per poll, like a Kafka queue that is
