@@ -55,8 +55,35 @@ pub struct KafkaConfig {
     pub partitions: i32,
     /// Passed to librdkafka as they are, after logpipe's own settings, so any
     /// of them can be overridden (`"linger.ms" = "20"`, `"security.protocol" = "ssl"`).
-    #[serde(default)]
+    /// Numbers and booleans are taken as their text (`"linger.ms" = 20`, or
+    /// an environment override, which reads as a number).
+    #[serde(default, deserialize_with = "librdkafka_options")]
     pub options: BTreeMap<String, String>,
+}
+
+/// librdkafka takes every setting as text; accept TOML's scalars as theirs.
+fn librdkafka_options<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged, expecting = "a string, number or boolean")]
+    enum Scalar {
+        Text(String),
+        Int(i64),
+        Float(f64),
+        Bool(bool),
+    }
+    let raw = BTreeMap::<String, Scalar>::deserialize(d)?;
+    Ok(raw
+        .into_iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Scalar::Text(s) => s,
+                Scalar::Int(i) => i.to_string(),
+                Scalar::Float(f) => f.to_string(),
+                Scalar::Bool(b) => b.to_string(),
+            };
+            (k, v)
+        })
+        .collect())
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]

@@ -392,6 +392,19 @@ batch_max_events = 10
     }
 
     #[test]
+    fn librdkafka_options_take_numbers_and_booleans_as_text() {
+        let text = GOOD.replace(
+            "[kafka]\n",
+            "[kafka]\noptions = { \"linger.ms\" = 20, \"check.crcs\" = true }\n",
+        );
+        let c = load(&text, &[("LOGPIPE__KAFKA__OPTIONS__FETCH.QUEUE.BACKOFF.MS", "20")]).unwrap();
+        let options = c.kafka.unwrap().options;
+        assert_eq!(options["linger.ms"], "20");
+        assert_eq!(options["check.crcs"], "true");
+        assert_eq!(options["fetch.queue.backoff.ms"], "20");
+    }
+
+    #[test]
     fn syntax_errors_name_the_file() {
         let e = &load("[kafka\n", &[]).unwrap_err()[0];
         assert!(e.to_string().starts_with("f.toml: invalid TOML"), "{e}");

@@ -69,6 +69,15 @@ struct Args {
     /// Partitions of the raw and parsed topics.
     #[arg(long, default_value_t = 8)]
     partitions: i32,
+    /// The stand-in answers a fetch at once instead of holding it for
+    /// `fetch.wait.max.ms`, so librdkafka, which sends the next fetch as soon
+    /// as an answer is in, asks it thousands of times a second for a few
+    /// records each. With this > 0 the daemons get `queued.min.messages` = 1
+    /// and `fetch.queue.backoff.ms` = this: a partition whose last answer is
+    /// still being consumed waits this long before fetching again, so each
+    /// fetch brings what arrived meanwhile. 0: librdkafka's defaults.
+    #[arg(long, default_value_t = 20)]
+    fetch_backoff_ms: u64,
     #[arg(long, default_value = "target/release/logpipe")]
     logpipe: PathBuf,
     #[arg(long, default_value = ".venv/bin/noida-db-server")]
@@ -270,7 +279,7 @@ name = "burst-host"
 [kafka]
 brokers = "{brokers}"
 partitions = {partitions}
-[elasticsearch]
+{fetch_pacing}[elasticsearch]
 url = "http://{sink_addr}"
 [shipper]
 data_dir = "{data}"
@@ -280,6 +289,11 @@ include = ["{logs}/*.log"]
 [indexer]
 "#,
             partitions = args.partitions,
+            fetch_pacing = match args.fetch_backoff_ms {
+                0 => String::new(),
+                ms =>
+                    format!("[kafka.options]\n\"queued.min.messages\" = \"1\"\n\"fetch.queue.backoff.ms\" = \"{ms}\"\n"),
+            },
             data = dir.join("shipper").display(),
             logs = logs.display(),
         ),
@@ -292,7 +306,11 @@ include = ["{logs}/*.log"]
             .args([role, "--config"])
             .arg(&config)
             .env(format!("LOGPIPE__{section}__OPS__LISTEN"), &ops)
-            .env("RUST_LOG", "info")
+            // BURST_RUST_LOG passes a filter to the daemons (e.g. librdkafka=debug).
+            .env(
+                "RUST_LOG",
+                std::env::var("BURST_RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
