@@ -259,15 +259,20 @@ fn to_doc(m: &BorrowedMessage<'_>, intake: &mut Intake) -> Doc {
         scratch,
     } = intake;
     let (slot, seq) = acks.register(m.topic(), m.partition(), m.offset());
+    let payload = m.payload().unwrap_or_default();
     let headers = m.headers();
-    let event_ms = headers.and_then(|h| {
-        h.iter()
-            .find(|h| h.key == event::HEADER_EVENT_MS)
-            .and_then(|h| h.value)
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|v| v.parse::<i64>().ok())
-    });
-    let ts_ms = event_ms
+    // The event time picks the daily index: a document starts with it;
+    // parsers before wire version 4 sent it in a header; a record of some
+    // other producer has at least its own timestamp.
+    let ts_ms = event::leading_timestamp_ms(payload)
+        .or_else(|| {
+            headers?
+                .iter()
+                .find(|h| h.key == event::HEADER_EVENT_MS)
+                .and_then(|h| h.value)
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .and_then(|v| v.parse::<i64>().ok())
+        })
         .or_else(|| m.timestamp().to_millis())
         .unwrap_or_else(logpipe_core::now_ms);
     let id = match m.key() {
@@ -283,7 +288,7 @@ fn to_doc(m: &BorrowedMessage<'_>, intake: &mut Intake) -> Doc {
         seq,
         index: namer.index(ts_ms),
         id,
-        source: arena.copy(m.payload().unwrap_or_default()),
+        source: arena.copy(payload),
         headers: headers.map(|h| {
             scratch.clear();
             batch::pack_headers(scratch, h.iter().map(|h| (h.key, h.value)));

@@ -16,7 +16,7 @@ use logpipe_core::delivery::{self, AckProducer, SendError};
 use logpipe_core::kafka;
 use logpipe_core::shutdown::CancellationToken;
 use logpipe_schemas::raw::{self, SourceMeta};
-use logpipe_schemas::{dead_letter, event, id};
+use logpipe_schemas::{dead_letter, id};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::producer::Producer as _;
@@ -159,15 +159,15 @@ fn handle(
     let format = formats.select(msg.topic(), ctx.host, ctx.path);
     let parsed = formats::parse(format, line, &ctx);
     let ok = parsed.is_ok();
-    // A document carries only its event time: everything else the indexer
-    // needs is in the JSON, and librdkafka allocates each header separately.
-    // A dead letter keeps the raw record's headers, so it can be replayed.
+    // A document carries no header: all the indexer needs is in the JSON,
+    // the event time first of all, and librdkafka allocates each header
+    // separately. A dead letter keeps the raw record's headers, so it can be
+    // replayed.
     let (topic, payload, extra): (&str, &[u8], Vec<(&str, String)>) = match parsed {
         Ok(ev) => {
             out.clear();
             ev.write_json(out);
-            let ms = ev.timestamp.div_euclid(1000).to_string();
-            (&k.parsed_topic, out.as_slice(), vec![(event::HEADER_EVENT_MS, ms)])
+            (&k.parsed_topic, out.as_slice(), Vec::new())
         }
         Err(e) => {
             let mut extra = vec![
@@ -193,19 +193,10 @@ fn handle(
     // too, so a replayed dead letter lands on the same document.
     loop {
         // A failed send consumes the headers, so they are built per attempt.
-        let headers = with_headers((!ok).then_some(msg), &extra);
+        let headers = (!ok).then(|| with_headers(msg, &extra));
         // Both keep the ingest time as their timestamp, for `event.ingested`
         // on a replay and for the indexer's end-to-end lag.
-        match delivery::send(
-            producer,
-            topic,
-            None,
-            doc_id,
-            payload,
-            Some(headers),
-            Some(ingest_ms),
-            opaque,
-        ) {
+        match delivery::send(producer, topic, None, doc_id, payload, headers, Some(ingest_ms), opaque) {
             Ok(()) => return ok,
             Err(SendError::QueueFull) => {
                 // Backpressure from Kafka: apply acks while we wait for room.
@@ -220,9 +211,9 @@ fn handle(
     }
 }
 
-/// The consumed record's headers (when given), plus `extra`.
-fn with_headers(msg: Option<&BorrowedMessage<'_>>, extra: &[(&str, String)]) -> OwnedHeaders {
-    let source = msg.and_then(|m| m.headers());
+/// The consumed record's headers, plus `extra`.
+fn with_headers(msg: &BorrowedMessage<'_>, extra: &[(&str, String)]) -> OwnedHeaders {
+    let source = msg.headers();
     let n = source.map_or(0, |h| h.count());
     let mut h = OwnedHeaders::new_with_capacity(n + extra.len());
     if let Some(src) = source {

@@ -2,8 +2,11 @@
 //!
 //! * value: the document written by [`Event::write_json`];
 //! * key: the document id ([`crate::id`]), which the indexer uses as `_id`;
-//! * headers: [`HEADER_EVENT_MS`] (the event time, so the indexer can pick the
-//!   daily index without parsing the JSON) plus the raw record's source headers.
+//! * no headers. The document's first member is always `@timestamp`, so the
+//!   indexer reads the event time (which picks the daily index) from the
+//!   first bytes without parsing the JSON ([`leading_timestamp_ms`]).
+//!   Parsers before wire version 4 sent it in a [`HEADER_EVENT_MS`] header,
+//!   which the indexer still reads when a document does not start so.
 //!
 //! Documents use nested objects (`{"log":{"syslog":{...}}}`), never dotted
 //! keys, so they look the same in `_source` as in Kibana. The field list per
@@ -16,8 +19,52 @@ use serde_json::{Map, Value};
 use crate::scan::{find_escape, find_escape_or_non_ascii, short_needs_escape};
 use crate::time::{write_rfc3339, Micros, DIGITS2};
 
-/// Header on parsed records: the event's `@timestamp` in milliseconds.
+/// Header on parsed records of wire version 3 and older: the event's
+/// `@timestamp` in milliseconds.
 pub const HEADER_EVENT_MS: &str = "logpipe.event_ms";
+
+/// The start every document has: its `@timestamp` member comes first.
+const LEADING_TIMESTAMP: &[u8] = b"{\"@timestamp\":\"";
+
+/// The event time of a document that starts with its `@timestamp`, as
+/// [`Event::write_json`] writes it (`YYYY-MM-DDTHH:MM:SS[.fraction]Z`), in
+/// milliseconds since the epoch. `None` for anything else.
+pub fn leading_timestamp_ms(doc: &[u8]) -> Option<i64> {
+    let t = doc.strip_prefix(LEADING_TIMESTAMP)?;
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let digits = t.get(r)?;
+        digits
+            .iter()
+            .try_fold(0u32, |n, &d| d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0')))
+    };
+    let shape = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+    if shape.iter().any(|&(i, c)| t.get(i) != Some(&c)) {
+        return None;
+    }
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let mut rest = &t[19..];
+    let mut millis = 0i64;
+    if let Some(frac) = rest.strip_prefix(b".") {
+        let n = frac.iter().take_while(|d| d.is_ascii_digit()).count();
+        if n == 0 {
+            return None;
+        }
+        for (i, d) in frac[..n.min(3)].iter().enumerate() {
+            millis += i64::from(d - b'0') * [100, 10, 1][i];
+        }
+        rest = &frac[n..];
+    }
+    if !rest.starts_with(b"Z\"") {
+        return None;
+    }
+    let days = crate::time::days_from_civil(i64::from(year), month, day);
+    let secs = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second);
+    Some(secs * 1000 + millis)
+}
 
 /// One parsed line, borrowing from the raw record where it can.
 #[derive(Debug, Clone, Default)]
@@ -93,7 +140,18 @@ impl Event<'_> {
                 let ours: Value = serde_json::from_slice(&ecs).expect("we wrote valid JSON");
                 let mut merged = Value::Object(fields.clone());
                 merge(&mut merged, ours);
-                serde_json::to_writer(out, &merged).expect("writing to a Vec cannot fail");
+                // `@timestamp` first, as in every document (see the module
+                // docs); the map would sort it after keys such as "$id" or "1".
+                if let Value::Object(map) = &mut merged {
+                    map.remove("@timestamp");
+                }
+                out.extend_from_slice(b"{\"@timestamp\":");
+                push_ts(out, self.timestamp);
+                let rest = serde_json::to_vec(&merged).expect("writing to a Vec cannot fail");
+                if rest.len() > 2 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(&rest[1..]);
             }
         }
     }
@@ -586,6 +644,67 @@ mod tests {
 
     fn parse(e: &Event) -> Value {
         serde_json::from_slice(&e.to_json()).expect("valid JSON")
+    }
+
+    #[test]
+    fn every_document_starts_with_its_timestamp() {
+        // Before and after the epoch, whole seconds and not, a leap day.
+        for ts in [
+            0,
+            1,
+            999,
+            1_000_000,
+            1_795_341_600_123_456,
+            -1,
+            -86_400_000_001,
+            951_782_400_000_000,
+        ] {
+            let plain = Event {
+                timestamp: ts,
+                original: b"x",
+                ..Default::default()
+            };
+            let mut fields = Map::new();
+            // Keys that a sorted map puts before "@timestamp".
+            fields.insert("$id".into(), Value::from(1));
+            fields.insert("1".into(), Value::from("one"));
+            fields.insert("@timestamp".into(), Value::from("from the line"));
+            let merged = Event {
+                fields: Some(fields),
+                ..plain.clone()
+            };
+            let empty = Event {
+                fields: Some(Map::new()),
+                ..plain.clone()
+            };
+            for e in [plain, merged, empty] {
+                let doc = e.to_json();
+                assert!(doc.starts_with(LEADING_TIMESTAMP), "{}", String::from_utf8_lossy(&doc));
+                assert_eq!(leading_timestamp_ms(&doc), Some(ts.div_euclid(1000)), "{ts}");
+                let v: Value = serde_json::from_slice(&doc).expect("valid JSON");
+                assert_eq!(v["@timestamp"], Value::from(crate::time::rfc3339(ts)));
+            }
+        }
+    }
+
+    #[test]
+    fn leading_timestamp_reads_only_that_shape() {
+        let ok = |s: &str| leading_timestamp_ms(s.as_bytes());
+        assert_eq!(ok(r#"{"@timestamp":"1970-01-01T00:00:01Z","a":1}"#), Some(1000));
+        assert_eq!(ok(r#"{"@timestamp":"1970-01-01T00:00:01.5Z"}"#), Some(1500));
+        assert_eq!(ok(r#"{"@timestamp":"1970-01-01T00:00:01.123456789Z"}"#), Some(1123));
+        for bad in [
+            r#"{"a":1,"@timestamp":"1970-01-01T00:00:01Z"}"#,
+            r#"{"@timestamp":"1970-01-01T00:00:01+02:00"}"#,
+            r#"{"@timestamp":"1970-13-01T00:00:01Z"}"#,
+            r#"{"@timestamp":"1970-01-01 00:00:01Z"}"#,
+            r#"{"@timestamp":"1970-01-01T00:00:01.Z"}"#,
+            r#"{"@timestamp":"1970-01-01T00:00:01Z"#,
+            r#"{"@timestamp":1000}"#,
+            "",
+        ] {
+            assert_eq!(ok(bad), None, "{bad}");
+        }
     }
 
     #[test]

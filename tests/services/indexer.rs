@@ -244,7 +244,6 @@ impl Services {
 /// Document `i` of a test: key `doc-<i>`, a small ECS-ish body.
 pub fn produce_docs(brokers: &str, topic: &str, range: std::ops::Range<usize>, mut body: impl FnMut(usize) -> String) {
     use rdkafka::config::ClientConfig;
-    use rdkafka::message::{Header, OwnedHeaders};
     use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -255,11 +254,7 @@ pub fn produce_docs(brokers: &str, topic: &str, range: std::ops::Range<usize>, m
     for i in range {
         let key = format!("doc-{i}");
         let payload = body(i);
-        let headers = OwnedHeaders::new().insert(Header {
-            key: "logpipe.event_ms",
-            value: Some("1795341600000"),
-        });
-        let mut record = BaseRecord::to(topic).key(&key).payload(&payload).headers(headers);
+        let mut record = BaseRecord::to(topic).key(&key).payload(&payload);
         loop {
             match producer.send(record) {
                 Ok(()) => break,

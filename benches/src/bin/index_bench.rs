@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 use logpipe_benches::proc_stats;
 use logpipe_benches::services::{free_port, noida_bin, send_waiting, spawn_logpipe, KillOnDrop, Noida};
 use rdkafka::config::ClientConfig;
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 
 fn main() {
@@ -231,14 +230,9 @@ fn produce(brokers: &str, topic: &str, events: usize) {
             i * 187,
             1000 + i % 5000
         );
-        let headers = OwnedHeaders::new().insert(Header {
-            key: "logpipe.event_ms",
-            value: Some("1795341600000"),
-        });
-        send_waiting(
-            &producer,
-            BaseRecord::to(topic).key(&key).payload(&payload).headers(headers),
-        );
+        // As the parser writes them since wire version 4: no header, the
+        // event time leads the document.
+        send_waiting(&producer, BaseRecord::to(topic).key(&key).payload(&payload));
     }
     producer.flush(Duration::from_secs(300)).expect("flush");
 }
