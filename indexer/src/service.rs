@@ -262,7 +262,7 @@ fn to_doc(m: &BorrowedMessage<'_>, intake: &mut Intake) -> Doc {
     let payload = m.payload().unwrap_or_default();
     let headers = m.headers();
     // The event time picks the daily index: a document starts with it;
-    // parsers before wire version 4 sent it in a header; a record of some
+    // older parsers sent it in a header; a record of some
     // other producer has at least its own timestamp.
     let ts_ms = event::leading_timestamp_ms(payload)
         .or_else(|| {

@@ -5,7 +5,7 @@
 //! * no headers. The document's first member is always `@timestamp`, so the
 //!   indexer reads the event time (which picks the daily index) from the
 //!   first bytes without parsing the JSON ([`leading_timestamp_ms`]).
-//!   Parsers before wire version 4 sent it in a [`HEADER_EVENT_MS`] header,
+//!   Older parsers sent it in a [`HEADER_EVENT_MS`] header,
 //!   which the indexer still reads when a document does not start so.
 //!
 //! Documents use nested objects (`{"log":{"syslog":{...}}}`), never dotted

@@ -230,7 +230,7 @@ fn produce(brokers: &str, topic: &str, events: usize) {
             i * 187,
             1000 + i % 5000
         );
-        // As the parser writes them since wire version 4: no header, the
+        // As the parser writes them: no header, the
         // event time leads the document.
         send_waiting(&producer, BaseRecord::to(topic).key(&key).payload(&payload));
     }
