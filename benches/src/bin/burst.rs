@@ -78,6 +78,15 @@ struct Args {
     /// fetch brings what arrived meanwhile. 0: librdkafka's defaults.
     #[arg(long, default_value_t = 20)]
     fetch_backoff_ms: u64,
+    /// Every this many seconds, delete the records of the raw and parsed
+    /// topics that their consumer group has committed (Kafka's DeleteRecords,
+    /// what retention does on a real cluster). The stand-in rewrites its whole
+    /// state as one JSON file every few seconds (7.5 GB by the end of a full
+    /// run when nothing is deleted) and stalls while it does. Only records
+    /// the next stage committed are deleted, so a commit that came before its
+    /// acknowledgement would show as lines missing. 0: keep everything.
+    #[arg(long, default_value_t = 5)]
+    trim_secs: u64,
     #[arg(long, default_value = "target/release/logpipe")]
     logpipe: PathBuf,
     #[arg(long, default_value = ".venv/bin/noida-db-server")]
@@ -336,6 +345,12 @@ include = ["{logs}/*.log"]
     // The generator.
     let written = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicBool::new(false));
+    let trim_stop = Arc::new(AtomicBool::new(false));
+    let trimmer = (args.trim_secs > 0).then(|| {
+        let (brokers, handle, stop) = (brokers.clone(), rt.handle().clone(), trim_stop.clone());
+        let (every, partitions) = (Duration::from_secs(args.trim_secs), args.partitions);
+        std::thread::spawn(move || trim_committed(&brokers, partitions, every, &handle, &stop))
+    });
     let gen_thread = {
         let (written, done, logs) = (written.clone(), done.clone(), logs.clone());
         let rotate = Duration::from_secs(args.rotate_secs.max(1));
@@ -440,6 +455,10 @@ include = ["{logs}/*.log"]
         }
     }
     gen_thread.join().expect("generator thread")?;
+    trim_stop.store(true, Ordering::Relaxed);
+    if let Some(t) = trimmer {
+        t.join().expect("trim thread");
+    }
 
     // Totals, then the drain.
     let mut cpu_total = BTreeMap::new();
@@ -971,6 +990,75 @@ impl Drop for Procs {
             if let Ok(None) = c.try_wait() {
                 let _ = c.kill();
                 let _ = c.wait();
+            }
+        }
+    }
+}
+
+/// The loop behind `--trim-secs`: deletes, in each of the raw and parsed
+/// topics, the records before its consumer group's committed offsets.
+fn trim_committed(brokers: &str, partitions: i32, every: Duration, rt: &tokio::runtime::Handle, stop: &AtomicBool) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+    let client = |group: Option<&str>| {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", brokers);
+        if let Some(g) = group {
+            // Only asks for the group's offsets; never subscribes, so never joins.
+            c.set("group.id", g);
+        }
+        c
+    };
+    let Ok(admin) = client(None).create::<AdminClient<DefaultClientContext>>() else {
+        eprintln!("trim: cannot create an admin client; nothing is deleted");
+        return;
+    };
+    let groups: Vec<(&str, BaseConsumer)> = [("logpipe-raw", "logpipe-parser"), ("logpipe-parsed", "logpipe-indexer")]
+        .into_iter()
+        .filter_map(|(topic, group)| Some((topic, client(Some(group)).create().ok()?)))
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let mut reported = false;
+    let mut next = Instant::now() + every;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(200));
+        if Instant::now() < next {
+            continue;
+        }
+        next = Instant::now() + every;
+        for (topic, consumer) in &groups {
+            let mut asked = TopicPartitionList::new();
+            for p in 0..partitions {
+                asked.add_partition(topic, p);
+            }
+            let Ok(committed) = consumer.committed_offsets(asked, Duration::from_secs(10)) else {
+                continue;
+            };
+            let mut below = TopicPartitionList::new();
+            for e in committed.elements() {
+                if let Offset::Offset(o) = e.offset() {
+                    if o > 0 {
+                        let _ = below.add_partition_offset(topic, e.partition(), Offset::Offset(o));
+                    }
+                }
+            }
+            if below.count() == 0 {
+                continue;
+            }
+            let failed = match rt.block_on(admin.delete_records(&below, &opts)) {
+                Ok(result) => result
+                    .elements()
+                    .iter()
+                    .find_map(|e| e.error().err().map(|e| e.to_string())),
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(e) = failed {
+                if !reported {
+                    eprintln!("trim: deleting committed records of {topic} failed: {e}");
+                    reported = true;
+                }
             }
         }
     }
