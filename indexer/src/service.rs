@@ -261,18 +261,15 @@ fn to_doc(m: &BorrowedMessage<'_>, intake: &mut Intake) -> Doc {
     let (slot, seq) = acks.register(m.topic(), m.partition(), m.offset());
     let payload = m.payload().unwrap_or_default();
     let headers = m.headers();
-    // The event time picks the daily index: a document starts with it;
-    // older parsers sent it in a header; a record of some
-    // other producer has at least its own timestamp.
-    let ts_ms = event::leading_timestamp_ms(payload)
-        .or_else(|| {
-            headers?
-                .iter()
-                .find(|h| h.key == event::HEADER_EVENT_MS)
-                .and_then(|h| h.value)
-                .and_then(|v| std::str::from_utf8(v).ok())
-                .and_then(|v| v.parse::<i64>().ok())
-        })
+    // The event time picks the daily index; a record of some other producer
+    // has at least its own timestamp.
+    let legacy_header = || {
+        headers?
+            .iter()
+            .find(|h| h.key == event::HEADER_EVENT_MS)
+            .and_then(|h| h.value)
+    };
+    let ts_ms = event::event_time_ms(payload, legacy_header)
         .or_else(|| m.timestamp().to_millis())
         .unwrap_or_else(logpipe_core::now_ms);
     let id = match m.key() {

@@ -19,8 +19,8 @@ use serde_json::{Map, Value};
 use crate::scan::{find_escape, find_escape_or_non_ascii, short_needs_escape};
 use crate::time::{write_rfc3339, Micros, DIGITS2};
 
-/// Header on parsed records of wire version 3 and older: the event's
-/// `@timestamp` in milliseconds.
+/// Header on parsed records of older parsers: the event's `@timestamp` in
+/// milliseconds. Read by [`event_time_ms`], no longer written.
 pub const HEADER_EVENT_MS: &str = "logpipe.event_ms";
 
 /// The start every document has: its `@timestamp` member comes first.
@@ -47,23 +47,29 @@ pub fn leading_timestamp_ms(doc: &[u8]) -> Option<i64> {
         return None;
     }
     let mut rest = &t[19..];
-    let mut millis = 0i64;
+    let mut micros = 0u32;
     if let Some(frac) = rest.strip_prefix(b".") {
         let n = frac.iter().take_while(|d| d.is_ascii_digit()).count();
         if n == 0 {
             return None;
         }
-        for (i, d) in frac[..n.min(3)].iter().enumerate() {
-            millis += i64::from(d - b'0') * [100, 10, 1][i];
+        for (i, d) in frac[..n.min(6)].iter().enumerate() {
+            micros += u32::from(d - b'0') * 10u32.pow(5 - i as u32);
         }
         rest = &frac[n..];
     }
     if !rest.starts_with(b"Z\"") {
         return None;
     }
-    let days = crate::time::days_from_civil(i64::from(year), month, day);
-    let secs = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second);
-    Some(secs * 1000 + millis)
+    let ts = crate::time::micros_from_parts(i64::from(year), month, day, hour, minute, second, micros, 0);
+    Some(ts.div_euclid(1000))
+}
+
+/// The event time of a parsed record, in milliseconds: from the start of the
+/// document, or else from the [`HEADER_EVENT_MS`] header value of an older
+/// parser's record (looked up only then). `None` when neither has it.
+pub fn event_time_ms<'h>(doc: &[u8], header: impl FnOnce() -> Option<&'h [u8]>) -> Option<i64> {
+    leading_timestamp_ms(doc).or_else(|| std::str::from_utf8(header()?).ok()?.parse().ok())
 }
 
 /// One parsed line, borrowing from the raw record where it can.
@@ -685,6 +691,19 @@ mod tests {
                 assert_eq!(v["@timestamp"], Value::from(crate::time::rfc3339(ts)));
             }
         }
+    }
+
+    #[test]
+    fn event_time_falls_back_to_an_older_parsers_header() {
+        let doc = br#"{"@timestamp":"1970-01-01T00:00:01Z"}"#;
+        let header = |v: &'static [u8]| move || Some(v);
+        assert_eq!(event_time_ms(doc, header(b"5")), Some(1000), "the document wins");
+        assert_eq!(
+            event_time_ms(br#"{"a":1}"#, header(b"1795341600000")),
+            Some(1_795_341_600_000)
+        );
+        assert_eq!(event_time_ms(br#"{"a":1}"#, header(b"soon")), None);
+        assert_eq!(event_time_ms(br#"{"a":1}"#, || None), None);
     }
 
     #[test]

@@ -230,8 +230,7 @@ fn produce(brokers: &str, topic: &str, events: usize) {
             i * 187,
             1000 + i % 5000
         );
-        // As the parser writes them: no header, the
-        // event time leads the document.
+        // As the parser writes them: no header, the event time leads the document.
         send_waiting(&producer, BaseRecord::to(topic).key(&key).payload(&payload));
     }
     producer.flush(Duration::from_secs(300)).expect("flush");
