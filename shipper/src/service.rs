@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,7 @@ use crate::discover::{DevIno, Discovery, Found};
 use crate::fingerprint;
 use crate::multiline::{self, Joiner};
 use crate::produce::{self, Ack, LineKey, Producer, SendError};
+use crate::rotate::Rotator;
 use crate::tail::{Outcome, Tail};
 
 /// One file being tailed.
@@ -130,6 +132,8 @@ pub fn run(
         next_slot: 0,
         partitions,
         last_metadata_try: Instant::now(),
+        own_rotation: Rotator::new(&cfg.inputs),
+        last_rotated_scan: None,
     };
 
     let checkpoint_every = Duration::from_millis(cfg.checkpoint_interval_ms);
@@ -140,6 +144,7 @@ pub fn run(
 
     while !shutdown.is_cancelled() {
         state.adopt(&checkpoints);
+        state.adopt_rotated(&mut checkpoints);
         // Discovery holds new files open already, so a pass only yields
         // for them to be adopted and read in a timely way.
         let progressed = state.read_all(Instant::now() + PASS);
@@ -218,6 +223,9 @@ struct State<'a> {
     /// until the count is known nothing is read.
     partitions: Option<i32>,
     last_metadata_try: Instant,
+    /// The inputs logpipe rotates itself, to find their rotated files.
+    own_rotation: Rotator,
+    last_rotated_scan: Option<Instant>,
 }
 
 impl State<'_> {
@@ -253,6 +261,53 @@ impl State<'_> {
         if any || self.last_pending_try.elapsed() >= PENDING_RETRY {
             self.last_pending_try = Instant::now();
             self.try_pending(checkpoints);
+        }
+    }
+
+    /// Takes in rotated files of the inputs logpipe rotates itself that Kafka
+    /// does not have all of. Most rotated files were open here when they were
+    /// renamed and are read on through that descriptor; these are the others:
+    /// a live file renamed before discovery first opened it (it outgrew
+    /// `max_bytes` before the first scan), a file left half read by a crash,
+    /// and the copy of a copytruncate rotation. Their names match no glob, so
+    /// discovery never lists them.
+    fn adopt_rotated(&mut self, checkpoints: &mut Checkpoints) {
+        if self.own_rotation.is_empty() || self.last_rotated_scan.is_some_and(|t| t.elapsed() < ROTATED_SCAN) {
+            return;
+        }
+        self.last_rotated_scan = Some(Instant::now());
+        let now = now_ms();
+        for r in self.own_rotation.rotated_files() {
+            let Ok(file) = File::open(&r.path) else { continue };
+            let Ok(meta) = file.metadata() else { continue };
+            let id = (meta.dev(), meta.ino());
+            if self.slots.iter().flatten().any(|w| w.dev_ino == id) || self.pending.iter().any(|p| p.id == id) {
+                continue; // being read already
+            }
+            let Ok(Some(fp)) = fingerprint::of_file(&file) else {
+                continue;
+            };
+            if checkpoints.get(fp).is_some_and(|off| off >= meta.len()) {
+                // Kafka has it all. Its checkpoint lives as long as the file
+                // does, or a file kept longer than the TTL would be sent again.
+                checkpoints.touch(fp, now);
+                continue;
+            }
+            if self.slots.iter().flatten().any(|w| w.fingerprint == fp && !w.retired) {
+                continue; // a copy of a file still read: its turn comes after
+            }
+            tracing::info!(path = %r.path.display(), live = %r.live.display(), "a rotated file Kafka does not have all of; reading it");
+            self.pending.push(Pending {
+                // Its lines are the live file's: the same path in their keys
+                // and the same format and multiline rules as if the rename
+                // had been followed.
+                path: r.live,
+                file,
+                id,
+                truncated_in_place: false,
+                at_startup: !self.listed_once,
+                rotated_at: Some(Instant::now()),
+            });
         }
     }
 
@@ -661,5 +716,7 @@ const SHIPPER_PRODUCER: &[(&str, &str)] = &[
 const MIN_PERSIST_GAP: Duration = Duration::from_millis(250);
 /// Longest reading pass before new files and acknowledgements are taken in.
 const PASS: Duration = Duration::from_millis(50);
+/// How often rotated files of owned inputs are looked at (`adopt_rotated`).
+const ROTATED_SCAN: Duration = Duration::from_secs(1);
 /// How often files waiting for their first line are looked at again.
 const PENDING_RETRY: Duration = Duration::from_millis(50);
