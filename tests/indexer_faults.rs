@@ -6,7 +6,7 @@ mod services;
 
 use std::time::{Duration, Instant};
 
-use services::indexer::{distinct_ids, doc_body, produce_docs, rss_kib, FaultProxy, Mode};
+use services::indexer::{distinct_ids, doc_body, produce_docs, produce_single_docs, rss_kib, FaultProxy, Mode};
 use services::{wait_for, Daemon, Es, Services, Setup};
 
 /// Points the setup's config at `url` instead of the stand-in's Elasticsearch.
@@ -62,6 +62,25 @@ fn a_type_conflict_is_dead_lettered_with_the_reason_and_the_rest_indexed() {
             doc_body(i)
         }
     });
+    // A batch record whose header promises two documents but holds one: it
+    // is dead-lettered whole, with the reason.
+    let mut broken = Vec::new();
+    logpipe_schemas::parsed::push_doc(&mut broken, b"doc-broken", |o| {
+        o.extend_from_slice(doc_body(N).as_bytes())
+    });
+    let producer: rdkafka::producer::ThreadedProducer<rdkafka::producer::DefaultProducerContext> =
+        rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &services.kafka)
+            .create()
+            .unwrap();
+    services::indexer::send_waiting(
+        &producer,
+        &setup.parsed_topic,
+        None,
+        &broken,
+        Some(("logpipe.docs", "2")),
+    );
+    rdkafka::producer::Producer::flush(&producer, Duration::from_secs(30)).unwrap();
     let es = Es::new(&services.es);
     let index = setup.index_glob();
     let got = wait_count(&es, &index, (N - 1) as u64, Duration::from_secs(60), &mut indexer);
@@ -76,7 +95,7 @@ fn a_type_conflict_is_dead_lettered_with_the_reason_and_the_rest_indexed() {
     consumer.subscribe(&[&setup.dlq_topic]).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut letters = Vec::new();
-    while Instant::now() < deadline && letters.is_empty() {
+    while Instant::now() < deadline && letters.len() < 2 {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
             let reason = m
                 .headers()
@@ -86,10 +105,19 @@ fn a_type_conflict_is_dead_lettered_with_the_reason_and_the_rest_indexed() {
             letters.push((m.key().map(|k| k.to_vec()), reason));
         }
     }
-    assert_eq!(letters.len(), 1, "{}", indexer.log());
-    assert_eq!(letters[0].0.as_deref(), Some(format!("doc-{BAD}").as_bytes()));
-    let reason = letters[0].1.clone().expect("a reason header");
+    assert_eq!(letters.len(), 2, "{}", indexer.log());
+    let conflict = letters
+        .iter()
+        .find(|l| l.0.as_deref() == Some(format!("doc-{BAD}").as_bytes()))
+        .unwrap_or_else(|| panic!("no dead letter for doc-{BAD}: {letters:?}"));
+    let reason = conflict.1.clone().expect("a reason header");
     assert!(reason.starts_with("400 ") && reason.contains("log.offset"), "{reason}");
+    let broken = letters.iter().find(|l| l.0 != conflict.0).unwrap();
+    let reason = broken.1.clone().expect("a reason header");
+    assert!(
+        reason.contains("malformed parsed batch") && reason.contains("header says 2"),
+        "{reason}"
+    );
     assert!(
         proxy.gzip_requests.load(std::sync::atomic::Ordering::Relaxed) > 0,
         "bulk bodies reach the server gzip-compressed"
@@ -137,7 +165,9 @@ fn elasticsearch_stopped_for_30_s_loses_nothing() {
     let setup = Setup::new(&services, "");
     let mut indexer = start_indexer(&setup);
     const N: usize = 20_000;
-    produce_docs(&services.kafka, &setup.parsed_topic, 0..N / 2, doc_body);
+    // One document per record (older parsers, other producers) and batch
+    // records (the parser's) in the same topic.
+    produce_single_docs(&services.kafka, &setup.parsed_topic, 0..N / 2, doc_body);
     let es = Es::new(&services.es);
     let index = setup.index_glob();
     wait_for(Duration::from_secs(60), || es.count(&index) > 0);

@@ -66,11 +66,9 @@ impl Seen {
         while last.elapsed() < idle {
             match c.poll(Duration::from_millis(100)) {
                 Some(Ok(m)) => {
-                    let key = String::from_utf8(m.key().expect("keyed").to_vec()).unwrap();
-                    self.by_key
-                        .entry(key)
-                        .or_default()
-                        .push(m.payload().unwrap_or_default().to_vec());
+                    for (key, doc) in services::documents(&m) {
+                        self.by_key.entry(key).or_default().push(doc);
+                    }
                     last = Instant::now();
                 }
                 Some(Err(e)) => panic!("reading: {e}"),

@@ -108,7 +108,7 @@ fn drain(c: &BaseConsumer, into: &mut Vec<Rec>, idle: Duration) {
     while last.elapsed() < idle {
         match c.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
-                let headers = m
+                let headers: HashMap<String, String> = m
                     .headers()
                     .map(|h| {
                         h.iter()
@@ -121,12 +121,24 @@ fn drain(c: &BaseConsumer, into: &mut Vec<Rec>, idle: Duration) {
                             .collect()
                     })
                     .unwrap_or_default();
-                into.push(Rec {
-                    key: m.key().map(|k| String::from_utf8(k.to_vec()).unwrap()),
-                    payload: m.payload().unwrap_or_default().to_vec(),
-                    headers,
-                    coords: (m.topic().to_string(), m.partition(), m.offset()),
-                });
+                if headers.contains_key(logpipe_schemas::parsed::HEADER_DOCS) {
+                    // A batch of documents, each with its id.
+                    for (id, doc) in services::documents(&m) {
+                        into.push(Rec {
+                            key: Some(id),
+                            payload: doc,
+                            headers: HashMap::new(),
+                            coords: (m.topic().to_string(), m.partition(), m.offset()),
+                        });
+                    }
+                } else {
+                    into.push(Rec {
+                        key: m.key().map(|k| String::from_utf8(k.to_vec()).unwrap()),
+                        payload: m.payload().unwrap_or_default().to_vec(),
+                        headers,
+                        coords: (m.topic().to_string(), m.partition(), m.offset()),
+                    });
+                }
                 last = Instant::now();
             }
             Some(Err(e)) => panic!("reading: {e}"),

@@ -190,6 +190,15 @@ struct Partition {
 impl PartitionAcks {
     /// Registers a consumed record; returns (slot, seq) to route its ack.
     pub fn register(&mut self, topic: &str, partition: i32, offset: i64) -> (usize, Seq) {
+        self.register_parts(topic, partition, offset, 1)
+    }
+
+    /// Registers a consumed record made of `parts` units acknowledged one by
+    /// one (the documents of a batch record); returns the slot and the first
+    /// unit's seq, the others following in order. The record's offset moves
+    /// past it only once every part is acknowledged: all parts but the last
+    /// end *at* the record, so a commit in between makes it come again whole.
+    pub fn register_parts(&mut self, topic: &str, partition: i32, offset: i64, parts: usize) -> (usize, Seq) {
         let slot = match self
             .parts
             .iter()
@@ -215,7 +224,12 @@ impl PartitionAcks {
             p.stored = p.stored.min(offset as u64);
         }
         p.expected = offset + 1;
-        (slot, p.tracker.register(offset as u64 + 1))
+        let first = p.tracker.next_seq();
+        for _ in 1..parts {
+            p.tracker.register(offset as u64);
+        }
+        p.tracker.register(offset as u64 + 1);
+        (slot, first)
     }
 
     pub fn ack(&mut self, slot: usize, seq: Seq) {
@@ -276,5 +290,19 @@ mod partition_tests {
         assert!(acks.take_advanced().is_empty());
         acks.ack(a2.0, a2.1);
         assert_eq!(acks.take_advanced(), vec![("t".into(), 0, 11)]);
+    }
+
+    #[test]
+    fn a_record_of_several_parts_moves_on_only_when_all_are_acked() {
+        let mut acks = PartitionAcks::default();
+        let (slot, first) = acks.register_parts("t", 0, 7, 3);
+        let after = acks.register("t", 0, 8);
+        acks.ack(after.0, after.1);
+        acks.ack(slot, first);
+        acks.ack(slot, first + 2);
+        assert!(acks.take_advanced().is_empty(), "part 2 of record 7 is not acked");
+        acks.ack(slot, first + 1);
+        assert_eq!(acks.take_advanced(), vec![("t".into(), 0, 9)]);
+        assert_eq!(acks.in_flight(), 0);
     }
 }

@@ -16,6 +16,8 @@ use crate::ack::Seq;
 
 /// Bits of the opaque used for the sequence number; the rest hold the slot.
 const SEQ_BITS: u32 = 44;
+/// The largest slot an opaque holds.
+pub const MAX_SLOT: usize = (1 << (usize::BITS - SEQ_BITS)) - 1;
 
 pub fn pack(slot: usize, seq: Seq) -> usize {
     debug_assert!(slot < (1 << (usize::BITS - SEQ_BITS)));
@@ -74,19 +76,22 @@ pub enum SendError {
 
 /// Enqueues one record. Never blocks. Without `timestamp_ms`, librdkafka
 /// stamps the record with the current time; without `partition`, its
-/// partitioner picks one from the key.
+/// partitioner picks one from the key (at random without a key).
 #[allow(clippy::too_many_arguments)]
 pub fn send(
     producer: &AckProducer,
     topic: &str,
     partition: Option<i32>,
-    key: &[u8],
+    key: Option<&[u8]>,
     payload: &[u8],
     headers: Option<OwnedHeaders>,
     timestamp_ms: Option<i64>,
     opaque: usize,
 ) -> Result<(), SendError> {
-    let mut record = BaseRecord::with_opaque_to(topic, opaque).key(key).payload(payload);
+    let mut record = BaseRecord::<[u8], [u8], usize>::with_opaque_to(topic, opaque).payload(payload);
+    if let Some(k) = key {
+        record = record.key(k);
+    }
     if let Some(h) = headers {
         record = record.headers(h);
     }

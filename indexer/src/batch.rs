@@ -21,6 +21,9 @@ pub struct Doc {
     /// The consumed record's headers, for a dead letter, packed by
     /// [`pack_headers`]: librdkafka's own copy costs an allocation per header.
     pub headers: Option<Bytes>,
+    /// Why the record cannot be indexed as it is (a batch record that does
+    /// not read): it is dead-lettered whole, with this reason.
+    pub invalid: Option<Arc<str>>,
     /// Where the record was consumed from, for a dead letter's origin.
     pub topic: Arc<str>,
     pub partition: i32,
@@ -171,6 +174,7 @@ mod tests {
             id: Bytes::from_static(b"x"),
             source: Bytes::from(vec![b'a'; n]),
             headers: None,
+            invalid: None,
             topic: "t".into(),
             partition: 0,
             offset: 0,

@@ -182,6 +182,7 @@ mod tests {
             id: Bytes::copy_from_slice(id.as_bytes()),
             source: Bytes::from_static(source),
             headers: None,
+            invalid: None,
             topic: "t".into(),
             partition: 0,
             offset: 0,

@@ -22,7 +22,7 @@ use logpipe_core::ack::{PartitionAcks, Seq};
 use logpipe_core::kafka;
 use logpipe_core::ops::Readiness;
 use logpipe_core::shutdown::CancellationToken;
-use logpipe_schemas::{dead_letter, event};
+use logpipe_schemas::{dead_letter, event, parsed};
 use rand::Rng;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Header, Headers};
@@ -148,7 +148,8 @@ pub async fn run(
                 let mut next = Some(msg);
                 let mut ok_reported = false;
                 // Take what librdkafka already holds without going round the
-                // select for each message, up to a full batch.
+                // select for each message, up to a full batch (a batch record
+                // of the parser's may take it one record past full).
                 while let Some(msg) = next {
                     match msg {
                         Ok(m) => {
@@ -156,7 +157,7 @@ pub async fn run(
                                 health.kafka_ok();
                                 ok_reported = true;
                             }
-                            batch.push(to_doc(&m, &mut intake));
+                            push_docs(&m, &mut intake, &mut batch);
                         }
                         Err(e) => {
                             health.kafka_failed(&e.to_string());
@@ -250,7 +251,58 @@ struct Intake {
     scratch: Vec<u8>,
 }
 
-fn to_doc(m: &BorrowedMessage<'_>, intake: &mut Intake) -> Doc {
+/// Turns one consumed record into documents: the many of a batch record
+/// (`logpipe_schemas::parsed`), or the one of any other record.
+fn push_docs(m: &BorrowedMessage<'_>, intake: &mut Intake, batch: &mut Batch) {
+    let payload = m.payload().unwrap_or_default();
+    let headers = m.headers();
+    let count = headers.and_then(|h| {
+        h.iter()
+            .find(|h| h.key == parsed::HEADER_DOCS)
+            .map(|h| h.value.unwrap_or_default())
+    });
+    let ingest_ms = m.timestamp().to_millis().unwrap_or(0);
+    let invalid = match count.map(|c| parsed::split(payload, c)) {
+        None => None,
+        Some(Ok(docs)) if !docs.is_empty() => {
+            let Intake {
+                acks,
+                namer,
+                topic,
+                arena,
+                ..
+            } = intake;
+            let (slot, first) = acks.register_parts(m.topic(), m.partition(), m.offset(), docs.len());
+            let topic = shared_topic(topic, m.topic());
+            // One copy of the record; each document is a view of it.
+            let whole = arena.copy(payload);
+            for (i, (id, source)) in docs.into_iter().enumerate() {
+                let source = whole.slice(source);
+                let ts_ms = event::leading_timestamp_ms(&source)
+                    .unwrap_or_else(|| m.timestamp().to_millis().unwrap_or_else(logpipe_core::now_ms));
+                let id = match std::str::from_utf8(&whole[id.clone()]) {
+                    Ok(_) => whole.slice(id),
+                    Err(_) => Bytes::from(String::from_utf8_lossy(&whole[id]).into_owned()),
+                };
+                batch.push(Doc {
+                    slot,
+                    seq: first + i as Seq,
+                    index: namer.index(ts_ms),
+                    id,
+                    source,
+                    headers: None,
+                    invalid: None,
+                    topic: topic.clone(),
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    ingest_ms,
+                });
+            }
+            return;
+        }
+        Some(Ok(_)) => Some(Arc::from("a parsed batch of no documents")),
+        Some(Err(e)) => Some(Arc::from(e.to_string())),
+    };
     let Intake {
         acks,
         namer,
@@ -259,8 +311,6 @@ fn to_doc(m: &BorrowedMessage<'_>, intake: &mut Intake) -> Doc {
         scratch,
     } = intake;
     let (slot, seq) = acks.register(m.topic(), m.partition(), m.offset());
-    let payload = m.payload().unwrap_or_default();
-    let headers = m.headers();
     // The event time picks the daily index; a record of some other producer
     // has at least its own timestamp.
     let legacy_header = || {
@@ -280,7 +330,7 @@ fn to_doc(m: &BorrowedMessage<'_>, intake: &mut Intake) -> Doc {
         // A record without a key has no id of its own: its Kafka coordinates are.
         _ => logpipe_schemas::id::kafka_record_id(m.topic(), m.partition(), m.offset()).into(),
     };
-    Doc {
+    batch.push(Doc {
         slot,
         seq,
         index: namer.index(ts_ms),
@@ -291,17 +341,20 @@ fn to_doc(m: &BorrowedMessage<'_>, intake: &mut Intake) -> Doc {
             batch::pack_headers(scratch, h.iter().map(|h| (h.key, h.value)));
             arena.copy(scratch)
         }),
-        topic: {
-            // One topic is consumed: share its name instead of copying it per document.
-            if &**topic != m.topic() {
-                *topic = m.topic().into();
-            }
-            topic.clone()
-        },
+        invalid,
+        topic: shared_topic(topic, m.topic()),
         partition: m.partition(),
         offset: m.offset(),
-        ingest_ms: m.timestamp().to_millis().unwrap_or(0),
+        ingest_ms,
+    });
+}
+
+/// One topic is consumed: its name is shared instead of copied per document.
+fn shared_topic(current: &mut Arc<str>, topic: &str) -> Arc<str> {
+    if &**current != topic {
+        *current = topic.into();
     }
+    current.clone()
 }
 
 #[derive(Clone)]
@@ -335,7 +388,7 @@ impl Writer {
         let mut acked = Vec::with_capacity(docs.len());
         let mut sendable = Vec::with_capacity(docs.len());
         for doc in docs {
-            match bulk::unsendable(&doc.source) {
+            match doc.invalid.as_deref().or_else(|| bulk::unsendable(&doc.source)) {
                 Some(why) => {
                     if self.dead_letter(&doc, why).await {
                         acked.push((doc.slot, doc.seq));

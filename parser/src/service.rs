@@ -1,22 +1,25 @@
 //! The parser service: raw topic in, parsed and dead-letter topics out.
 //!
-//! A consumed offset is stored for commit only once the record produced from
+//! Documents leave in batches, several to a parsed record
+//! (`logpipe_schemas::parsed`); a dead letter leaves at once, one record each.
+//! A consumed offset is stored for commit only once what was produced from
 //! it — and from every earlier record of its partition — was acknowledged
 //! by Kafka (see `logpipe_core::ack::PartitionAcks`). A crash or rebalance
 //! therefore re-parses at most the unacknowledged window, and the document
 //! ids, derived from the line's source and not from the run, make those
 //! re-sends land on the same documents.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use logpipe_config::{KafkaConfig, ParserConfig};
-use logpipe_core::ack::PartitionAcks;
+use logpipe_core::ack::{PartitionAcks, Seq};
 use logpipe_core::delivery::{self, AckProducer, SendError};
 use logpipe_core::kafka;
 use logpipe_core::shutdown::CancellationToken;
 use logpipe_schemas::raw::{self, SourceMeta};
-use logpipe_schemas::{dead_letter, id};
+use logpipe_schemas::{dead_letter, id, parsed};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::producer::Producer as _;
@@ -27,6 +30,12 @@ use crate::selection::FormatSelector;
 
 /// Records consumed but not acknowledged before consumption pauses.
 const MAX_IN_FLIGHT: usize = 200_000;
+/// A batch record is sent once it holds this many documents or bytes (well
+/// under Kafka's default 1 MB record limit), once it is this old, or as soon
+/// as the consumer has nothing more at hand.
+const BATCH_DOCS: usize = 1_000;
+const BATCH_BYTES: usize = 256 * 1024;
+const BATCH_AGE: Duration = Duration::from_millis(20);
 
 pub fn run(cfg: &ParserConfig, k: &KafkaConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let formats = FormatSelector::from_config(cfg)?;
@@ -44,14 +53,17 @@ pub fn run(cfg: &ParserConfig, k: &KafkaConfig, shutdown: CancellationToken) -> 
     kafka::warm_up(producer.client(), &k.parsed_topic, Duration::from_secs(2));
 
     let mut acks = PartitionAcks::default();
-    let mut out = Vec::with_capacity(4096);
+    let mut outbox = Outbox::default();
     let (mut parsed, mut failed) = (0u64, 0u64);
     let mut last_store = Instant::now();
     tracing::info!(topics = %topics.join(","), group = %cfg.group_id, format = %cfg.format, rules = cfg.sources.len(), "parser consuming");
 
     while !shutdown.is_cancelled() {
-        apply_acks(&acks_rx, &mut acks);
+        outbox.apply_acks(&acks_rx, &mut acks);
         if acks.in_flight() >= MAX_IN_FLIGHT {
+            // What waits in the batch counts as in flight: send it, or the
+            // acknowledgements that would free room never come.
+            outbox.flush(producer_out(&producer, k), &acks_rx, &mut acks);
             std::thread::sleep(Duration::from_millis(5));
             // Keep the group membership alive while paused.
             let _ = consumer
@@ -59,19 +71,31 @@ pub fn run(cfg: &ParserConfig, k: &KafkaConfig, shutdown: CancellationToken) -> 
                 .map(|m| m.map(|m| seek_back(&consumer, &m)));
             continue;
         }
-        match consumer.poll(Duration::from_millis(50)) {
-            None => {}
+        // With a batch open, only what librdkafka already holds is taken;
+        // when that runs out the batch goes.
+        let wait = if outbox.is_empty() {
+            Duration::from_millis(50)
+        } else {
+            Duration::ZERO
+        };
+        match consumer.poll(wait) {
+            None => outbox.flush(producer_out(&producer, k), &acks_rx, &mut acks),
             Some(Err(e)) => tracing::warn!(error = %e, "consume error"),
             Some(Ok(msg)) => {
-                let (slot, seq) = acks.register(msg.topic(), msg.partition(), msg.offset());
-                let opaque = delivery::pack(slot, seq);
-                let ok = handle(&msg, &formats, k, &producer, opaque, &mut out, &acks_rx, &mut acks);
+                let route = acks.register(msg.topic(), msg.partition(), msg.offset());
+                let ok = handle(&msg, &formats, k, &producer, route, &mut outbox, &acks_rx, &mut acks);
                 if ok {
                     parsed += 1
                 } else {
                     failed += 1
                 }
+                if outbox.is_full() {
+                    outbox.flush(producer_out(&producer, k), &acks_rx, &mut acks);
+                }
             }
+        }
+        if outbox.age().is_some_and(|a| a >= BATCH_AGE) {
+            outbox.flush(producer_out(&producer, k), &acks_rx, &mut acks);
         }
         if last_store.elapsed() >= Duration::from_millis(200) {
             kafka::store_acked(&consumer, &mut acks);
@@ -83,14 +107,138 @@ pub fn run(cfg: &ParserConfig, k: &KafkaConfig, shutdown: CancellationToken) -> 
     }
 
     tracing::info!("draining: flushing the producer and committing");
+    outbox.flush(producer_out(&producer, k), &acks_rx, &mut acks);
     if let Err(e) = producer.flush(Duration::from_secs(cfg.drain_timeout_secs)) {
         tracing::warn!(error = %e, "not everything was acknowledged before the drain deadline; it will be consumed again");
     }
-    apply_acks(&acks_rx, &mut acks);
+    outbox.apply_acks(&acks_rx, &mut acks);
     kafka::store_acked(&consumer, &mut acks);
     kafka::final_commit(&consumer);
     tracing::info!("parser stopped");
     Ok(())
+}
+
+fn producer_out<'a>(producer: &'a AckProducer, k: &'a KafkaConfig) -> (&'a AckProducer, &'a str) {
+    (producer, &k.parsed_topic)
+}
+
+/// The slot of [`delivery::pack`]ed opaques that name a batch record (its
+/// sequence part is the batch's number) rather than one consumed record.
+const BATCH_SLOT: usize = delivery::MAX_SLOT;
+
+/// Documents waiting to leave as one batch record, and the batch records
+/// sent and not yet acknowledged.
+#[derive(Default)]
+struct Outbox {
+    value: Vec<u8>,
+    docs: usize,
+    /// Where the acknowledgement of each consumed record in the batch goes.
+    sources: Vec<(usize, Seq)>,
+    earliest_ingest_ms: i64,
+    opened: Option<Instant>,
+    next_batch: u64,
+    /// Sent batches by number: the consumed records each one acknowledges.
+    sent: HashMap<u64, Vec<(usize, Seq)>>,
+}
+
+impl Outbox {
+    fn is_empty(&self) -> bool {
+        self.docs == 0
+    }
+
+    fn is_full(&self) -> bool {
+        self.docs >= BATCH_DOCS || self.value.len() >= BATCH_BYTES
+    }
+
+    fn age(&self) -> Option<Duration> {
+        self.opened.map(|t| t.elapsed())
+    }
+
+    /// Adds one document, written by `write`, for the consumed record `route`.
+    fn push(&mut self, route: (usize, Seq), doc_id: &[u8], ingest_ms: i64, write: impl FnOnce(&mut Vec<u8>)) {
+        if self.docs == 0 {
+            self.opened = Some(Instant::now());
+            self.earliest_ingest_ms = ingest_ms;
+        }
+        self.earliest_ingest_ms = self.earliest_ingest_ms.min(ingest_ms);
+        parsed::push_doc(&mut self.value, doc_id, write);
+        self.docs += 1;
+        self.sources.push(route);
+    }
+
+    /// Sends the open batch, waiting for room in librdkafka's queue.
+    fn flush(
+        &mut self,
+        (producer, topic): (&AckProducer, &str),
+        acks_rx: &crossbeam_channel::Receiver<delivery::Ack>,
+        acks: &mut PartitionAcks,
+    ) {
+        if self.docs == 0 {
+            return;
+        }
+        let n = self.next_batch;
+        self.next_batch += 1;
+        let opaque = delivery::pack(BATCH_SLOT, n);
+        let count = self.docs.to_string();
+        loop {
+            // A failed send consumes the headers, so they are built per attempt.
+            let headers = OwnedHeaders::new_with_capacity(1).insert(Header {
+                key: parsed::HEADER_DOCS,
+                value: Some(count.as_str()),
+            });
+            // No key: the documents carry their ids, and the partitioner
+            // spreads batches at random. The timestamp is the earliest ingest
+            // time, for `event.ingested` on a replay and the indexer's lag.
+            match delivery::send(
+                producer,
+                topic,
+                None,
+                None,
+                &self.value,
+                Some(headers),
+                Some(self.earliest_ingest_ms),
+                opaque,
+            ) {
+                Ok(()) => break,
+                Err(SendError::QueueFull) => {
+                    std::thread::sleep(Duration::from_millis(1));
+                    self.apply_acks(acks_rx, acks);
+                }
+                Err(SendError::Fatal(e)) => {
+                    tracing::error!(error = %e, "cannot enqueue to Kafka; retrying in 1s");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        }
+        self.sent.insert(n, std::mem::take(&mut self.sources));
+        self.value.clear();
+        self.docs = 0;
+        self.opened = None;
+    }
+
+    fn apply_acks(&mut self, rx: &crossbeam_channel::Receiver<delivery::Ack>, acks: &mut PartitionAcks) {
+        while let Ok(a) = rx.try_recv() {
+            let sources = if a.slot == BATCH_SLOT {
+                self.sent.remove(&a.seq).unwrap_or_default()
+            } else {
+                vec![(a.slot, a.seq)]
+            };
+            if a.ok {
+                for (slot, seq) in sources {
+                    acks.ack(slot, seq);
+                }
+            } else {
+                // With no message timeout, a failed delivery is a permanent
+                // error (e.g. a record over the broker's size limit). Not
+                // acking it holds the partition's offset, so it is retried
+                // after a restart.
+                tracing::error!(
+                    records = sources.len(),
+                    "a parsed record was not accepted by Kafka; its offsets are held"
+                );
+            }
+        }
+    }
 }
 
 /// The topics to consume: `parser.topics`, or `kafka.raw_topic` when empty.
@@ -113,16 +261,16 @@ fn seek_back(consumer: &BaseConsumer, msg: &BorrowedMessage<'_>) {
     );
 }
 
-/// Parses one record and enqueues the document or the dead letter. Returns
-/// whether it parsed.
+/// Parses one record: its document goes into the batch, or its dead letter
+/// is enqueued. Returns whether it parsed.
 #[allow(clippy::too_many_arguments)]
 fn handle(
     msg: &BorrowedMessage<'_>,
     formats: &FormatSelector,
     k: &KafkaConfig,
     producer: &AckProducer,
-    opaque: usize,
-    out: &mut Vec<u8>,
+    route: (usize, Seq),
+    outbox: &mut Outbox,
     acks_rx: &crossbeam_channel::Receiver<delivery::Ack>,
     acks: &mut PartitionAcks,
 ) -> bool {
@@ -157,51 +305,52 @@ fn handle(
         }
     };
     let format = formats.select(msg.topic(), ctx.host, ctx.path);
-    let parsed = formats::parse(format, line, &ctx);
-    let ok = parsed.is_ok();
-    // A document carries no header: all the indexer needs is in the JSON,
-    // the event time first of all, and librdkafka allocates each header
-    // separately. A dead letter keeps the raw record's headers, so it can be
-    // replayed.
-    let (topic, payload, extra): (&str, &[u8], Vec<(&str, String)>) = match parsed {
+    let e = match formats::parse(format, line, &ctx) {
         Ok(ev) => {
-            out.clear();
-            ev.write_json(out);
-            (&k.parsed_topic, out.as_slice(), Vec::new())
+            // A document carries no header of its own: all the indexer needs
+            // is in the JSON, the event time first of all.
+            outbox.push(route, doc_id, ingest_ms, |out| ev.write_json(out));
+            return true;
         }
-        Err(e) => {
-            let mut extra = vec![
-                (
-                    dead_letter::HEADER_STAGE,
-                    dead_letter::Stage::Parse.as_str().to_string(),
-                ),
-                (dead_letter::HEADER_REASON, e.to_string()),
-                (
-                    dead_letter::HEADER_ORIGIN,
-                    dead_letter::origin(msg.topic(), msg.partition(), msg.offset()),
-                ),
-            ];
-            // The dead letter's key is the document id, so the source it came
-            // from (the raw key) goes in a header.
-            if let Some(m) = &meta {
-                extra.push((raw::HEADER_SOURCE, m.key()));
-            }
-            (&k.dead_letter_topic, line, extra)
-        }
+        Err(e) => e,
     };
-    // The parsed topic's key is the document id; the dead letter keeps the id
-    // too, so a replayed dead letter lands on the same document.
+    // A dead letter keeps the raw record's headers, so it can be replayed,
+    // and has the document id as key, so a replay lands on the same document.
+    let mut extra = vec![
+        (
+            dead_letter::HEADER_STAGE,
+            dead_letter::Stage::Parse.as_str().to_string(),
+        ),
+        (dead_letter::HEADER_REASON, e.to_string()),
+        (
+            dead_letter::HEADER_ORIGIN,
+            dead_letter::origin(msg.topic(), msg.partition(), msg.offset()),
+        ),
+    ];
+    // The raw key is replaced by the document id: the source goes in a header.
+    if let Some(m) = &meta {
+        extra.push((raw::HEADER_SOURCE, m.key()));
+    }
+    let opaque = delivery::pack(route.0, route.1);
     loop {
         // A failed send consumes the headers, so they are built per attempt.
-        let headers = (!ok).then(|| with_headers(msg, &extra));
-        // Both keep the ingest time as their timestamp, for `event.ingested`
-        // on a replay and for the indexer's end-to-end lag.
-        match delivery::send(producer, topic, None, doc_id, payload, headers, Some(ingest_ms), opaque) {
-            Ok(()) => return ok,
+        let headers = with_headers(msg, &extra);
+        // The ingest time stays its timestamp, for `event.ingested` on a replay.
+        match delivery::send(
+            producer,
+            &k.dead_letter_topic,
+            None,
+            Some(doc_id),
+            line,
+            Some(headers),
+            Some(ingest_ms),
+            opaque,
+        ) {
+            Ok(()) => return false,
             Err(SendError::QueueFull) => {
                 // Backpressure from Kafka: apply acks while we wait for room.
                 std::thread::sleep(Duration::from_millis(1));
-                apply_acks(acks_rx, acks);
+                outbox.apply_acks(acks_rx, acks);
             }
             Err(SendError::Fatal(e)) => {
                 tracing::error!(error = %e, "cannot enqueue to Kafka; retrying in 1s");
@@ -231,17 +380,4 @@ fn with_headers(msg: &BorrowedMessage<'_>, extra: &[(&str, String)]) -> OwnedHea
         });
     }
     h
-}
-
-fn apply_acks(rx: &crossbeam_channel::Receiver<delivery::Ack>, acks: &mut PartitionAcks) {
-    while let Ok(a) = rx.try_recv() {
-        if a.ok {
-            acks.ack(a.slot, a.seq);
-        } else {
-            // With no message timeout, a failed delivery is a permanent error
-            // (e.g. a record over the broker's size limit). Not acking it holds
-            // the partition's offset, so it is retried after a restart.
-            tracing::error!("a parsed record was not accepted by Kafka; its offset is held");
-        }
-    }
 }

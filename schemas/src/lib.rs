@@ -8,6 +8,7 @@
 pub mod dead_letter;
 pub mod event;
 pub mod id;
+pub mod parsed;
 pub mod raw;
 pub mod scan;
 pub mod templates;

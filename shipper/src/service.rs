@@ -496,7 +496,7 @@ impl State<'_> {
                     producer,
                     topic,
                     Some(partition),
-                    key,
+                    Some(key),
                     bytes,
                     headers,
                     Some(ingest_ms),

@@ -241,31 +241,81 @@ impl Services {
     }
 }
 
-/// Document `i` of a test: key `doc-<i>`, a small ECS-ish body.
+/// Documents `range` of a test, with ids `doc-<i>`, as the parser writes
+/// them: batch records of up to 100 documents (`logpipe_schemas::parsed`).
 pub fn produce_docs(brokers: &str, topic: &str, range: std::ops::Range<usize>, mut body: impl FnMut(usize) -> String) {
-    use rdkafka::config::ClientConfig;
-    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+    use logpipe_schemas::parsed;
+    let producer = test_producer(brokers);
+    let ids: Vec<usize> = range.collect();
+    for chunk in ids.chunks(100) {
+        let mut value = Vec::new();
+        for &i in chunk {
+            parsed::push_doc(&mut value, format!("doc-{i}").as_bytes(), |o| {
+                o.extend_from_slice(body(i).as_bytes())
+            });
+        }
+        let count = chunk.len().to_string();
+        send_waiting(
+            &producer,
+            topic,
+            None,
+            &value,
+            Some((parsed::HEADER_DOCS, count.as_str())),
+        );
+    }
+    rdkafka::producer::Producer::flush(&producer, Duration::from_secs(60)).expect("flush");
+}
+
+/// Like [`produce_docs`], one document per record with its id as key: what
+/// older parsers and other producers write.
+pub fn produce_single_docs(
+    brokers: &str,
+    topic: &str,
+    range: std::ops::Range<usize>,
+    mut body: impl FnMut(usize) -> String,
+) {
+    let producer = test_producer(brokers);
+    for i in range {
+        let key = format!("doc-{i}");
+        send_waiting(&producer, topic, Some(key.as_bytes()), body(i).as_bytes(), None);
+    }
+    rdkafka::producer::Producer::flush(&producer, Duration::from_secs(60)).expect("flush");
+}
+
+type TestProducer = rdkafka::producer::ThreadedProducer<rdkafka::producer::DefaultProducerContext>;
+
+fn test_producer(brokers: &str) -> TestProducer {
+    rdkafka::config::ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("linger.ms", "20")
         .set("queue.buffering.max.messages", "1000000")
         .create()
-        .expect("producer");
-    for i in range {
-        let key = format!("doc-{i}");
-        let payload = body(i);
-        let mut record = BaseRecord::to(topic).key(&key).payload(&payload);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    record = r;
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            }
+        .expect("producer")
+}
+
+/// Sends one record, waiting while librdkafka's queue is full.
+pub fn send_waiting(
+    producer: &TestProducer,
+    topic: &str,
+    key: Option<&[u8]>,
+    value: &[u8],
+    header: Option<(&str, &str)>,
+) {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::BaseRecord;
+    loop {
+        let mut record = BaseRecord::<[u8], [u8]>::to(topic).payload(value);
+        if let Some(k) = key {
+            record = record.key(k);
+        }
+        if let Some((k, v)) = header {
+            record = record.headers(OwnedHeaders::new().insert(Header { key: k, value: Some(v) }));
+        }
+        match producer.send(record) {
+            Ok(()) => return,
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
         }
     }
-    producer.flush(Duration::from_secs(60)).expect("flush");
 }
 
 /// A plain document for event time 2026-11-22T10:00:00Z.

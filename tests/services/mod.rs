@@ -350,3 +350,26 @@ listen = "127.0.0.1:0"
 }
 pub mod indexer;
 pub mod rsyslog;
+
+/// The (document id, document) pairs of a parsed-topic record: the many of a
+/// batch record (`logpipe_schemas::parsed`), or the key and value of any
+/// other record (dead letters too). Panics on a batch that does not read.
+pub fn documents(m: &rdkafka::message::BorrowedMessage<'_>) -> Vec<(String, Vec<u8>)> {
+    use logpipe_schemas::parsed;
+    use rdkafka::message::{Headers, Message};
+    let value = m.payload().unwrap_or_default();
+    let count = m
+        .headers()
+        .and_then(|h| h.iter().find(|h| h.key == parsed::HEADER_DOCS).and_then(|h| h.value));
+    match count {
+        Some(count) => parsed::split(value, count)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_iter()
+            .map(|(id, doc)| (String::from_utf8(value[id].to_vec()).unwrap(), value[doc].to_vec()))
+            .collect(),
+        None => vec![(
+            String::from_utf8(m.key().expect("keyed").to_vec()).unwrap(),
+            value.to_vec(),
+        )],
+    }
+}

@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 
 use logpipe_benches::proc_stats;
 use logpipe_benches::services::{free_port, noida_bin, send_waiting, spawn_logpipe, KillOnDrop, Noida};
+use logpipe_schemas::parsed;
 use rdkafka::config::ClientConfig;
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 
 fn main() {
@@ -158,7 +160,7 @@ fn run(
     drop(child);
 }
 
-/// Reads the whole topic with a plain consumer that only counts, twice (the
+/// Reads the whole topic with a plain consumer that only counts documents, twice (the
 /// first read also warms the stand-in), and prints the faster rate.
 fn source_rate(brokers: &str, topic: &str, events: usize) {
     use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -179,7 +181,15 @@ fn source_rate(brokers: &str, topic: &str, events: usize) {
         let mut n = 0usize;
         while n < events {
             match consumer.poll(Duration::from_secs(10)) {
-                Some(Ok(_)) => n += 1,
+                Some(Ok(m)) => {
+                    use rdkafka::message::{Headers, Message};
+                    // Documents, not records: the count a batch record's header gives.
+                    n += m
+                        .headers()
+                        .and_then(|h| h.iter().find(|h| h.key == parsed::HEADER_DOCS)?.value)
+                        .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
+                        .unwrap_or(1)
+                }
                 Some(Err(e)) => panic!("consuming {topic}: {e}"),
                 None => panic!("{topic}: only {n} of {events} records after a 10 s wait"),
             }
@@ -199,6 +209,26 @@ fn produce(brokers: &str, topic: &str, events: usize) {
         .set("queue.buffering.max.messages", "1000000")
         .create()
         .expect("producer");
+    // As the parser writes them: batch records (`logpipe_schemas::parsed`)
+    // of as many documents as fit in 256 KiB.
+    let mut batch = Vec::new();
+    let mut docs = 0usize;
+    let flush = |batch: &mut Vec<u8>, docs: &mut usize| {
+        if *docs == 0 {
+            return;
+        }
+        let count = docs.to_string();
+        let headers = OwnedHeaders::new().insert(Header {
+            key: parsed::HEADER_DOCS,
+            value: Some(count.as_str()),
+        });
+        send_waiting(
+            &producer,
+            BaseRecord::<(), [u8]>::to(topic).payload(&batch[..]).headers(headers),
+        );
+        batch.clear();
+        *docs = 0;
+    };
     for i in 0..events {
         let key = format!(
             "web-{}:{:016x}:{}",
@@ -230,9 +260,13 @@ fn produce(brokers: &str, topic: &str, events: usize) {
             i * 187,
             1000 + i % 5000
         );
-        // As the parser writes them: no header, the event time leads the document.
-        send_waiting(&producer, BaseRecord::to(topic).key(&key).payload(&payload));
+        parsed::push_doc(&mut batch, key.as_bytes(), |o| o.extend_from_slice(payload.as_bytes()));
+        docs += 1;
+        if batch.len() >= 256 * 1024 {
+            flush(&mut batch, &mut docs);
+        }
     }
+    flush(&mut batch, &mut docs);
     producer.flush(Duration::from_secs(300)).expect("flush");
 }
 
