@@ -149,7 +149,9 @@ pub fn line(out: &mut Vec<u8>, kind: Kind, seq: u64, now_ms: i64) {
 /// Finds the marker in a document (or any bytes holding the line):
 /// `(seq, written_ms)`.
 pub fn find_mark(doc: &[u8]) -> Option<(u64, i64)> {
-    let at = memchr::memmem::find(doc, b"lpmark:")? + b"lpmark:".len();
+    static MARK: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"lpmark:"));
+    let at = MARK.find(doc)? + b"lpmark:".len();
     let rest = &doc[at..];
     let (seq, rest) = digits(rest)?;
     let rest = rest.strip_prefix(b":")?;

@@ -11,8 +11,11 @@
 //! after being written it was accepted.
 
 use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
+
+use memchr::memmem::Finder;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -39,7 +42,7 @@ pub struct Tally {
     /// End-to-end lag (ms) of documents accepted since the last [`Tally::take_lags`].
     pub lags_ms: Vec<u32>,
     /// Ids stored; a 201 for an id already here would be a duplicate document.
-    pub ids: HashSet<u128>,
+    pub ids: HashSet<u128, BuildHasherDefault<IdHasher>>,
     pub duplicate_ids: u64,
     /// Bit per line sequence number accepted, to find lines never indexed.
     seqs: Vec<u64>,
@@ -80,6 +83,26 @@ impl Tally {
                 self.seqs.get(w).is_none_or(|word| word & (1 << (s % 64)) == 0)
             })
             .collect()
+    }
+}
+
+/// logpipe's ids are xxh3-128 hashes already: their low 64 bits are as good
+/// a hash as any, and SipHash over 16 million of them was a visible part of
+/// the sink's CPU, which the bench's machine shares with logpipe.
+#[derive(Default)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = xxhash_rust::xxh3::xxh3_64_with_seed(bytes, self.0);
+    }
+
+    fn write_u128(&mut self, v: u128) {
+        self.0 ^= v as u64;
     }
 }
 
@@ -143,7 +166,8 @@ async fn handle(
                     let status = r.status();
                     let text = r.bytes().await.unwrap_or_default();
                     if is_bulk && status.is_success() {
-                        let docs = bulk_docs(&unzip(&body, gzip));
+                        let plain = unzip(&body, gzip);
+                        let docs = bulk_docs(&plain);
                         let statuses = item_statuses(&text);
                         let now = now_ms();
                         let mut t = tally.lock().unwrap();
@@ -182,7 +206,8 @@ fn instant(method: &str, path: &str, body: &[u8], gzip: bool, tally: &SharedTall
     let body = unzip(body, gzip);
     let docs = bulk_docs(&body);
     let now = now_ms();
-    let mut out = String::with_capacity(64 + docs.len() * 96);
+    // Written piece by piece: a `format!` per item was most of this function.
+    let mut out = String::with_capacity(64 + docs.len() * 112);
     out.push_str(r#"{"took":0,"errors":false,"items":["#);
     let mut t = tally.lock().unwrap();
     for (i, doc) in docs.iter().enumerate() {
@@ -190,23 +215,26 @@ fn instant(method: &str, path: &str, body: &[u8], gzip: bool, tally: &SharedTall
             out.push(',');
         }
         let fresh = !t.ids.contains(&doc.id);
+        let item_start = |out: &mut String, op: &str| {
+            out.push_str("{\"");
+            out.push_str(op);
+            out.push_str("\":{\"_index\":\"");
+            out.push_str(doc.index);
+            out.push_str("\",\"_id\":\"");
+            out.push_str(doc.id_text);
+        };
         if fresh || doc.op != "create" {
             if fresh {
                 t.record_created(doc.id, doc.mark, now);
             }
-            out.push_str(&format!(
-                r#"{{"{op}":{{"_index":"{idx}","_id":"{id:032x}","_version":1,"result":"created","status":201}}}}"#,
-                op = doc.op,
-                idx = doc.index,
-                id = doc.id
-            ));
+            item_start(&mut out, doc.op);
+            out.push_str(r#"","_version":1,"result":"created","status":201}}"#);
         } else {
             t.duplicates += 1;
-            out.push_str(&format!(
-                r#"{{"create":{{"_index":"{idx}","_id":"{id:032x}","status":409,"error":{{"type":"version_conflict_engine_exception","reason":"[{id:032x}]: version conflict, document already exists (current version [1])"}}}}}}"#,
-                idx = doc.index,
-                id = doc.id
-            ));
+            item_start(&mut out, "create");
+            out.push_str(r#"","status":409,"error":{"type":"version_conflict_engine_exception","reason":"["#);
+            out.push_str(doc.id_text);
+            out.push_str(r#"]: version conflict, document already exists (current version [1])"}}}"#);
         }
     }
     out.push_str("]}");
@@ -232,32 +260,46 @@ fn unzip(body: &[u8], gzip: bool) -> Vec<u8> {
     out
 }
 
-/// One document of a `_bulk` body.
+/// One document of a `_bulk` body, borrowing from it.
 #[derive(Debug)]
-pub struct BulkDoc {
-    pub op: String,
-    pub index: String,
+pub struct BulkDoc<'a> {
+    pub op: &'a str,
+    pub index: &'a str,
     /// The `_id` as a number: logpipe's ids are 32 hex digits.
     pub id: u128,
+    /// The `_id` as sent, for the answer.
+    pub id_text: &'a str,
     pub mark: Option<(u64, i64)>,
 }
 
 /// The documents of a `_bulk` body: action lines each followed by a source
 /// line (every action logpipe sends has a source).
-pub fn bulk_docs(body: &[u8]) -> Vec<BulkDoc> {
-    let mut lines = body.split(|&b| b == b'\n').filter(|l| !l.is_empty());
-    let mut docs = Vec::new();
+pub fn bulk_docs(body: &[u8]) -> Vec<BulkDoc<'_>> {
+    let mut lines = memchr::memchr_iter(b'\n', body)
+        .scan(0, |start, nl| {
+            let line = &body[*start..nl];
+            *start = nl + 1;
+            Some(line)
+        })
+        .filter(|l| !l.is_empty());
+    let mut docs = Vec::with_capacity(body.len() / 512);
     while let (Some(action), Some(source)) = (lines.next(), lines.next()) {
-        let op = between(action, b"{\"", b"\"").unwrap_or("index").to_string();
-        let index = between(action, b"\"_index\":\"", b"\"").unwrap_or("").to_string();
-        let id = between(action, b"\"_id\":\"", b"\"")
-            .and_then(|h| u128::from_str_radix(h, 16).ok())
+        // Searchers built once: building one per search cost more than searching.
+        static OP: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"{\""));
+        static INDEX: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"_index\":\""));
+        static ID: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"_id\":\""));
+        let op = quoted_after(action, &OP).unwrap_or("index");
+        let index = quoted_after(action, &INDEX).unwrap_or("");
+        let id_text = quoted_after(action, &ID).unwrap_or("");
+        let id = u128::from_str_radix(id_text, 16)
+            .ok()
             // Not one of logpipe's ids: hash what there is, so it still counts once.
             .unwrap_or_else(|| xxhash_rust::xxh3::xxh3_128(action));
         docs.push(BulkDoc {
             op,
             index,
             id,
+            id_text,
             mark: crate::gen::find_mark(source),
         });
     }
@@ -284,9 +326,10 @@ pub fn item_statuses(resp: &[u8]) -> Vec<u16> {
         .unwrap_or_default()
 }
 
-fn between<'a>(hay: &'a [u8], start: &[u8], end: &[u8]) -> Option<&'a str> {
-    let from = memchr::memmem::find(hay, start)? + start.len();
-    let len = memchr::memmem::find(&hay[from..], end)?;
+/// The text from after what `start` finds up to the next `"`.
+fn quoted_after<'a>(hay: &'a [u8], start: &Finder<'_>) -> Option<&'a str> {
+    let from = start.find(hay)? + start.needle().len();
+    let len = memchr::memchr(b'"', &hay[from..])?;
     std::str::from_utf8(&hay[from..from + len]).ok()
 }
 
@@ -309,10 +352,7 @@ mod tests {
             {\"message\":\"no mark\"}\n";
         let docs = bulk_docs(body);
         assert_eq!(docs.len(), 2);
-        assert_eq!(
-            (docs[0].op.as_str(), docs[0].id, docs[0].mark),
-            ("create", 255, Some((5, 1000)))
-        );
+        assert_eq!((docs[0].op, docs[0].id, docs[0].mark), ("create", 255, Some((5, 1000))));
         assert_eq!(docs[0].index, "logpipe-2026.11.23");
         assert_eq!((docs[1].id, docs[1].mark), (10, None));
         let resp = br#"{"errors":true,"items":[{"create":{"status":201}},{"create":{"status":409,"error":{}}}]}"#;
