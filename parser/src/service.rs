@@ -36,6 +36,10 @@ const MAX_IN_FLIGHT: usize = 200_000;
 const BATCH_DOCS: usize = 1_000;
 const BATCH_BYTES: usize = 256 * 1024;
 const BATCH_AGE: Duration = Duration::from_millis(20);
+/// A document that would take its batch past this goes into the next one,
+/// so that batching never makes a record too large for Kafka (librdkafka's
+/// default `message.max.bytes` is 1,000,000) where the documents alone fit.
+const MAX_RECORD_BYTES: usize = 900_000;
 
 pub fn run(cfg: &ParserConfig, k: &KafkaConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let formats = FormatSelector::from_config(cfg)?;
@@ -141,6 +145,14 @@ struct Outbox {
     next_batch: u64,
     /// Sent batches by number: the consumed records each one acknowledges.
     sent: HashMap<u64, Vec<(usize, Seq)>>,
+    /// A document that did not fit the open batch: it opens the next one.
+    carry: Option<Carried>,
+}
+
+struct Carried {
+    framed: Vec<u8>,
+    route: (usize, Seq),
+    ingest_ms: i64,
 }
 
 impl Outbox {
@@ -149,19 +161,49 @@ impl Outbox {
     }
 
     fn is_full(&self) -> bool {
-        self.docs >= BATCH_DOCS || self.value.len() >= BATCH_BYTES
+        self.carry.is_some() || self.docs >= BATCH_DOCS || self.value.len() >= BATCH_BYTES
     }
 
-    /// Adds one document, written by `write`, for the consumed record `route`.
+    /// Adds one document, written by `write`, for the consumed record
+    /// `route`. The caller sends the batch once it [`is_full`](Self::is_full).
     fn push(&mut self, route: (usize, Seq), doc_id: &[u8], ingest_ms: i64, write: impl FnOnce(&mut Vec<u8>)) {
+        debug_assert!(self.carry.is_none(), "a full batch is sent before the next document");
+        let before = self.value.len();
+        parsed::push_doc(&mut self.value, doc_id, write);
+        if self.docs > 0 && self.value.len() > MAX_RECORD_BYTES {
+            let framed = self.value.split_off(before);
+            self.carry = Some(Carried {
+                framed,
+                route,
+                ingest_ms,
+            });
+            return;
+        }
+        self.add(route, ingest_ms);
+    }
+
+    /// Counts the document just framed into `value`.
+    fn add(&mut self, route: (usize, Seq), ingest_ms: i64) {
         if self.docs == 0 {
             self.opened = Some(Instant::now());
             self.earliest_ingest_ms = ingest_ms;
         }
         self.earliest_ingest_ms = self.earliest_ingest_ms.min(ingest_ms);
-        parsed::push_doc(&mut self.value, doc_id, write);
         self.docs += 1;
         self.sources.push(route);
+    }
+
+    /// Ends the open batch (its number and the routes it acknowledges go to
+    /// `sent`) and opens the next with the carried document, if any.
+    fn sent_as(&mut self, n: u64) {
+        self.sent.insert(n, std::mem::take(&mut self.sources));
+        self.value.clear();
+        self.docs = 0;
+        self.opened = None;
+        if let Some(c) = self.carry.take() {
+            self.value.extend_from_slice(&c.framed);
+            self.add(c.route, c.ingest_ms);
+        }
     }
 
     /// Sends the open batch, waiting for room in librdkafka's queue.
@@ -208,10 +250,7 @@ impl Outbox {
                 }
             }
         }
-        self.sent.insert(n, std::mem::take(&mut self.sources));
-        self.value.clear();
-        self.docs = 0;
-        self.opened = None;
+        self.sent_as(n);
     }
 
     fn apply_acks(&mut self, rx: &crossbeam_channel::Receiver<delivery::Ack>, acks: &mut PartitionAcks) {
@@ -378,4 +417,40 @@ fn with_headers(msg: &BorrowedMessage<'_>, extra: &[(&str, String)]) -> OwnedHea
         });
     }
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn docs_of(value: &[u8], n: usize) -> Vec<Vec<u8>> {
+        parsed::split(value, n.to_string().as_bytes())
+            .unwrap()
+            .into_iter()
+            .map(|(_, d)| value[d].to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn a_document_that_would_overfill_the_record_opens_the_next_batch() {
+        let mut o = Outbox::default();
+        o.push((0, 0), b"a", 10, |out| out.extend_from_slice(b"{\"n\":0}"));
+        assert!(!o.is_full());
+        let big = vec![b'x'; MAX_RECORD_BYTES];
+        o.push((0, 1), b"b", 5, |out| out.extend_from_slice(&big));
+        assert!(o.is_full(), "the big one waits for the next batch");
+        assert_eq!((o.docs, o.sources.clone()), (1, vec![(0, 0)]));
+        assert_eq!(docs_of(&o.value, 1), vec![b"{\"n\":0}".to_vec()]);
+        assert_eq!(o.earliest_ingest_ms, 10);
+
+        o.sent_as(7);
+        assert_eq!(o.sent[&7], vec![(0, 0)]);
+        assert_eq!((o.docs, o.sources.clone(), o.earliest_ingest_ms), (1, vec![(0, 1)], 5));
+        assert_eq!(docs_of(&o.value, 1), vec![big.clone()]);
+        // Alone, a document goes as it is, however large.
+        o.sent_as(8);
+        o.push((0, 2), b"c", 1, |out| out.extend_from_slice(&big));
+        assert_eq!(o.docs, 1);
+        assert!(o.carry.is_none());
+    }
 }
