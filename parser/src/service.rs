@@ -220,7 +220,10 @@ impl Outbox {
         self.next_batch += 1;
         let opaque = delivery::pack(BATCH_SLOT, n);
         let count = self.docs.to_string();
-        loop {
+        // Taken out for the send, which borrows it while waiting applies
+        // acknowledgements through `self`.
+        let (value, ts) = (std::mem::take(&mut self.value), self.earliest_ingest_ms);
+        self.send_until_queued(acks_rx, acks, || {
             // A failed send consumes the headers, so they are built per attempt.
             let headers = OwnedHeaders::new_with_capacity(1).insert(Header {
                 key: parsed::HEADER_DOCS,
@@ -229,17 +232,23 @@ impl Outbox {
             // No key: the documents carry their ids, and the partitioner
             // spreads batches at random. The timestamp is the earliest ingest
             // time, for `event.ingested` on a replay and the indexer's lag.
-            match delivery::send(
-                producer,
-                topic,
-                None,
-                None,
-                &self.value,
-                Some(headers),
-                Some(self.earliest_ingest_ms),
-                opaque,
-            ) {
-                Ok(()) => break,
+            delivery::send(producer, topic, None, None, &value, Some(headers), Some(ts), opaque)
+        });
+        self.value = value;
+        self.sent_as(n);
+    }
+
+    /// Calls `send` until librdkafka takes the record, applying
+    /// acknowledgements while its queue is full (backpressure from Kafka).
+    fn send_until_queued(
+        &mut self,
+        acks_rx: &crossbeam_channel::Receiver<delivery::Ack>,
+        acks: &mut PartitionAcks,
+        mut send: impl FnMut() -> Result<(), SendError>,
+    ) {
+        loop {
+            match send() {
+                Ok(()) => return,
                 Err(SendError::QueueFull) => {
                     std::thread::sleep(Duration::from_millis(1));
                     self.apply_acks(acks_rx, acks);
@@ -250,7 +259,6 @@ impl Outbox {
                 }
             }
         }
-        self.sent_as(n);
     }
 
     fn apply_acks(&mut self, rx: &crossbeam_channel::Receiver<delivery::Ack>, acks: &mut PartitionAcks) {
@@ -346,7 +354,7 @@ fn handle(
         Ok(ev) => {
             // A document carries no header of its own: all the indexer needs
             // is in the JSON, the event time first of all.
-            outbox.push(route, doc_id, ingest_ms, |out| ev.write_json(out));
+            outbox.push(route, doc_id, ingest_ms, |out| ev.into_json(out));
             return true;
         }
         Err(e) => e,
@@ -369,11 +377,11 @@ fn handle(
         extra.push((raw::HEADER_SOURCE, m.key()));
     }
     let opaque = delivery::pack(route.0, route.1);
-    loop {
+    outbox.send_until_queued(acks_rx, acks, || {
         // A failed send consumes the headers, so they are built per attempt.
         let headers = with_headers(msg, &extra);
         // The ingest time stays its timestamp, for `event.ingested` on a replay.
-        match delivery::send(
+        delivery::send(
             producer,
             &k.dead_letter_topic,
             None,
@@ -382,19 +390,9 @@ fn handle(
             Some(headers),
             Some(ingest_ms),
             opaque,
-        ) {
-            Ok(()) => return false,
-            Err(SendError::QueueFull) => {
-                // Backpressure from Kafka: apply acks while we wait for room.
-                std::thread::sleep(Duration::from_millis(1));
-                outbox.apply_acks(acks_rx, acks);
-            }
-            Err(SendError::Fatal(e)) => {
-                tracing::error!(error = %e, "cannot enqueue to Kafka; retrying in 1s");
-                std::thread::sleep(Duration::from_secs(1));
-            }
-        }
-    }
+        )
+    });
+    false
 }
 
 /// The consumed record's headers, plus `extra`.

@@ -138,28 +138,88 @@ impl Event<'_> {
     pub fn write_json(&self, out: &mut Vec<u8>) {
         match &self.fields {
             None => self.write_ecs(out),
-            Some(fields) => {
-                // Rare path (JSON and logfmt lines): merge through `Value` so
-                // nested objects from the line and from ECS combine properly.
+            Some(fields) => self.write_merged(fields.clone(), out),
+        }
+    }
+
+    /// [`write_json`](Self::write_json) for an event that is not needed
+    /// afterwards: the line's fields are merged without copying them first.
+    pub fn into_json(mut self, out: &mut Vec<u8>) {
+        match self.fields.take() {
+            None => self.write_ecs(out),
+            Some(fields) => self.write_merged(fields, out),
+        }
+    }
+
+    /// The line's fields (JSON and logfmt lines) with the ECS fields merged
+    /// over them through `Value`, so nested objects from the line and from
+    /// ECS combine; the ECS fields win on a clash. Keys come out sorted at
+    /// every level (serde_json's map), after `@timestamp`, which is first in
+    /// every document (see the module docs).
+    fn write_merged(&self, fields: Map<String, Value>, out: &mut Vec<u8>) {
+        let ours = match self.ecs_value() {
+            Some(v) => v,
+            // Events with syslog or access-log fields: through their JSON text.
+            None => {
                 let mut ecs = Vec::with_capacity(256);
                 self.write_ecs(&mut ecs);
-                let ours: Value = serde_json::from_slice(&ecs).expect("we wrote valid JSON");
-                let mut merged = Value::Object(fields.clone());
-                merge(&mut merged, ours);
-                // `@timestamp` first, as in every document (see the module
-                // docs); the map would sort it after keys such as "$id" or "1".
-                if let Value::Object(map) = &mut merged {
-                    map.remove("@timestamp");
-                }
-                out.extend_from_slice(b"{\"@timestamp\":");
-                push_ts(out, self.timestamp);
-                let rest = serde_json::to_vec(&merged).expect("writing to a Vec cannot fail");
-                if rest.len() > 2 {
-                    out.push(b',');
-                }
-                out.extend_from_slice(&rest[1..]);
+                serde_json::from_slice(&ecs).expect("we wrote valid JSON")
             }
+        };
+        let mut merged = Value::Object(fields);
+        merge(&mut merged, ours);
+        if let Value::Object(map) = &mut merged {
+            map.remove("@timestamp");
         }
+        out.extend_from_slice(b"{\"@timestamp\":");
+        push_ts(out, self.timestamp);
+        let rest = serde_json::to_vec(&merged).expect("writing to a Vec cannot fail");
+        if rest.len() > 2 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&rest[1..]);
+    }
+
+    /// What [`write_ecs`](Self::write_ecs) writes, as a `Value`, built
+    /// directly (writing it and parsing it back was most of a JSON line's
+    /// cost) for the events JSON and logfmt lines make: `None` for those with
+    /// syslog or access-log fields. `@timestamp` is left out: the merged
+    /// document drops it and writes it first.
+    fn ecs_value(&self) -> Option<Value> {
+        if self.syslog.is_some() || self.access.is_some() {
+            return None;
+        }
+        let obj =
+            |pairs: Vec<(&str, Value)>| Value::Object(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
+        let mut top = Map::new();
+        if let Some(m) = &self.message {
+            top.insert("message".into(), Value::String(m.to_string()));
+        }
+        let mut event = vec![
+            (
+                "original",
+                Value::String(String::from_utf8_lossy(self.original).into_owned()),
+            ),
+            ("ingested", Value::String(crate::time::rfc3339(self.ingested))),
+        ];
+        if !self.dataset.is_empty() {
+            event.push(("dataset", Value::String(self.dataset.to_string())));
+        }
+        top.insert("event".into(), obj(event));
+        if let Some(h) = &self.host_name {
+            top.insert("host".into(), obj(vec![("name", Value::String(h.to_string()))]));
+        }
+        if self.log_file_path.is_some() || self.log_offset.is_some() {
+            let mut log = Vec::new();
+            if let Some(p) = &self.log_file_path {
+                log.push(("file", obj(vec![("path", Value::String(p.to_string()))])));
+            }
+            if let Some(o) = self.log_offset {
+                log.push(("offset", Value::from(o)));
+            }
+            top.insert("log".into(), obj(log));
+        }
+        Some(Value::Object(top))
     }
 
     pub fn to_json(&self) -> Vec<u8> {
@@ -862,5 +922,69 @@ mod tests {
         assert_eq!(v["level"], "info");
         assert_eq!(v["event"]["action"], "login");
         assert_eq!(v["event"]["original"], "{}");
+    }
+
+    /// The merged document as it was written before `ecs_value`: the ECS
+    /// part written as text and parsed back. The direct path must give the
+    /// same bytes.
+    fn merged_via_text(e: &Event<'_>) -> Vec<u8> {
+        let mut ecs = Vec::new();
+        e.write_ecs(&mut ecs);
+        let ours: Value = serde_json::from_slice(&ecs).unwrap();
+        let mut merged = Value::Object(e.fields.clone().unwrap());
+        merge(&mut merged, ours);
+        if let Value::Object(map) = &mut merged {
+            map.remove("@timestamp");
+        }
+        let mut out = b"{\"@timestamp\":".to_vec();
+        push_ts(&mut out, e.timestamp);
+        let rest = serde_json::to_vec(&merged).unwrap();
+        if rest.len() > 2 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&rest[1..]);
+        out
+    }
+
+    #[test]
+    fn merged_documents_are_byte_identical_to_the_text_path() {
+        let field_sets = [
+            serde_json::json!({}),
+            serde_json::json!({"level": "info", "n": 1, "f": 1.5, "b": true, "z": null}),
+            serde_json::json!({"@timestamp": "from the line", "$id": 1, "1": "one"}),
+            serde_json::json!({"log": {"level": "warn", "offset": "clash"}, "host": "a string"}),
+            serde_json::json!({"event": {"action": "login", "original": "spoof", "x": [1, {"y": 2}]}}),
+            serde_json::json!({"message": {"nested": "clash"}, "log.level": "dotted", "é": "ü \" \\ \n"}),
+            serde_json::json!({"log": "not an object", "event": 7, "host": {"name": "theirs", "ip": "10.0.0.1"}}),
+        ];
+        let originals: [&[u8]; 3] = [b"{\"a\":1}", b"caf\xc3\xa9 \"q\" \\ \t", b"bad \xff\xfe utf-8 \x01"];
+        let mut n = 0;
+        for fields in &field_sets {
+            for original in originals {
+                for variant in 0..4 {
+                    let e = Event {
+                        timestamp: 1_700_000_000_123_456,
+                        ingested: 1_700_000_001_000_000,
+                        original,
+                        message: (variant % 2 == 0).then_some(Cow::Borrowed("hello \"world\" ☃")),
+                        dataset: if variant < 2 { "json" } else { "" },
+                        host_name: (variant != 3).then_some(Cow::Borrowed("web-1")),
+                        log_file_path: (variant == 1).then_some(Cow::Borrowed("/var/log/app.json")),
+                        log_offset: (variant != 2).then_some(4096),
+                        fields: Some(fields.as_object().unwrap().clone()),
+                        ..Default::default()
+                    };
+                    let want = merged_via_text(&e);
+                    let mut got = Vec::new();
+                    e.write_json(&mut got);
+                    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&want));
+                    let mut owned = Vec::new();
+                    e.clone().into_json(&mut owned);
+                    assert_eq!(owned, want);
+                    n += 1;
+                }
+            }
+        }
+        assert_eq!(n, 84);
     }
 }
