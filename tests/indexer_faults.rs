@@ -68,17 +68,13 @@ fn a_type_conflict_is_dead_lettered_with_the_reason_and_the_rest_indexed() {
     logpipe_schemas::parsed::push_doc(&mut broken, b"doc-broken", |o| {
         o.extend_from_slice(doc_body(N).as_bytes())
     });
-    let producer: rdkafka::producer::ThreadedProducer<rdkafka::producer::DefaultProducerContext> =
-        rdkafka::ClientConfig::new()
-            .set("bootstrap.servers", &services.kafka)
-            .create()
-            .unwrap();
+    let producer = services::indexer::test_producer(&services.kafka);
     services::indexer::send_waiting(
         &producer,
         &setup.parsed_topic,
         None,
         &broken,
-        Some(("logpipe.docs", "2")),
+        Some((logpipe_schemas::parsed::HEADER_DOCS, "2")),
     );
     rdkafka::producer::Producer::flush(&producer, Duration::from_secs(30)).unwrap();
     let es = Es::new(&services.es);

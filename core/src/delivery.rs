@@ -20,7 +20,7 @@ const SEQ_BITS: u32 = 44;
 pub const MAX_SLOT: usize = (1 << (usize::BITS - SEQ_BITS)) - 1;
 
 pub fn pack(slot: usize, seq: Seq) -> usize {
-    debug_assert!(slot < (1 << (usize::BITS - SEQ_BITS)));
+    debug_assert!(slot <= MAX_SLOT);
     (slot << SEQ_BITS) | (seq as usize & ((1 << SEQ_BITS) - 1))
 }
 

@@ -280,10 +280,7 @@ fn push_docs(m: &BorrowedMessage<'_>, intake: &mut Intake, batch: &mut Batch) {
                 let source = whole.slice(source);
                 let ts_ms = event::leading_timestamp_ms(&source)
                     .unwrap_or_else(|| m.timestamp().to_millis().unwrap_or_else(logpipe_core::now_ms));
-                let id = match std::str::from_utf8(&whole[id.clone()]) {
-                    Ok(_) => whole.slice(id),
-                    Err(_) => Bytes::from(String::from_utf8_lossy(&whole[id]).into_owned()),
-                };
+                let id = utf8_id(whole.slice(id));
                 batch.push(Doc {
                     slot,
                     seq: first + i as Seq,
@@ -323,10 +320,7 @@ fn push_docs(m: &BorrowedMessage<'_>, intake: &mut Intake, batch: &mut Batch) {
         .or_else(|| m.timestamp().to_millis())
         .unwrap_or_else(logpipe_core::now_ms);
     let id = match m.key() {
-        Some(k) if !k.is_empty() => match String::from_utf8_lossy(k) {
-            std::borrow::Cow::Borrowed(k) => arena.copy(k.as_bytes()),
-            std::borrow::Cow::Owned(k) => Bytes::from(k),
-        },
+        Some(k) if !k.is_empty() => utf8_id(arena.copy(k)),
         // A record without a key has no id of its own: its Kafka coordinates are.
         _ => logpipe_schemas::id::kafka_record_id(m.topic(), m.partition(), m.offset()).into(),
     };
@@ -347,6 +341,15 @@ fn push_docs(m: &BorrowedMessage<'_>, intake: &mut Intake, batch: &mut Batch) {
         offset: m.offset(),
         ingest_ms,
     });
+}
+
+/// A document id as [`Doc::id`] holds it: valid UTF-8, lossily decoded if
+/// it was not (a record of some other producer).
+fn utf8_id(id: Bytes) -> Bytes {
+    match String::from_utf8_lossy(&id) {
+        std::borrow::Cow::Borrowed(_) => id,
+        std::borrow::Cow::Owned(fixed) => Bytes::from(fixed),
+    }
 }
 
 /// One topic is consumed: its name is shared instead of copied per document.

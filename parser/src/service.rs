@@ -67,7 +67,7 @@ pub fn run(cfg: &ParserConfig, k: &KafkaConfig, shutdown: CancellationToken) -> 
         if acks.in_flight() >= MAX_IN_FLIGHT {
             // What waits in the batch counts as in flight: send it, or the
             // acknowledgements that would free room never come.
-            outbox.flush(producer_out(&producer, k), &acks_rx, &mut acks);
+            outbox.flush(&producer, &k.parsed_topic, &acks_rx, &mut acks);
             std::thread::sleep(Duration::from_millis(5));
             // Keep the group membership alive while paused.
             let _ = consumer
@@ -83,7 +83,7 @@ pub fn run(cfg: &ParserConfig, k: &KafkaConfig, shutdown: CancellationToken) -> 
             Duration::ZERO
         };
         match consumer.poll(wait) {
-            None => outbox.flush(producer_out(&producer, k), &acks_rx, &mut acks),
+            None => outbox.flush(&producer, &k.parsed_topic, &acks_rx, &mut acks),
             Some(Err(e)) => tracing::warn!(error = %e, "consume error"),
             Some(Ok(msg)) => {
                 let route = acks.register(msg.topic(), msg.partition(), msg.offset());
@@ -94,14 +94,14 @@ pub fn run(cfg: &ParserConfig, k: &KafkaConfig, shutdown: CancellationToken) -> 
                     failed += 1
                 }
                 if outbox.is_full() {
-                    outbox.flush(producer_out(&producer, k), &acks_rx, &mut acks);
+                    outbox.flush(&producer, &k.parsed_topic, &acks_rx, &mut acks);
                 }
             }
         }
         // One clock read per pass: two per record were 3% of the parser.
         let now = Instant::now();
         if outbox.opened.is_some_and(|t| now.duration_since(t) >= BATCH_AGE) {
-            outbox.flush(producer_out(&producer, k), &acks_rx, &mut acks);
+            outbox.flush(&producer, &k.parsed_topic, &acks_rx, &mut acks);
         }
         if now.duration_since(last_store) >= Duration::from_millis(200) {
             kafka::store_acked(&consumer, &mut acks);
@@ -113,7 +113,7 @@ pub fn run(cfg: &ParserConfig, k: &KafkaConfig, shutdown: CancellationToken) -> 
     }
 
     tracing::info!("draining: flushing the producer and committing");
-    outbox.flush(producer_out(&producer, k), &acks_rx, &mut acks);
+    outbox.flush(&producer, &k.parsed_topic, &acks_rx, &mut acks);
     if let Err(e) = producer.flush(Duration::from_secs(cfg.drain_timeout_secs)) {
         tracing::warn!(error = %e, "not everything was acknowledged before the drain deadline; it will be consumed again");
     }
@@ -122,10 +122,6 @@ pub fn run(cfg: &ParserConfig, k: &KafkaConfig, shutdown: CancellationToken) -> 
     kafka::final_commit(&consumer);
     tracing::info!("parser stopped");
     Ok(())
-}
-
-fn producer_out<'a>(producer: &'a AckProducer, k: &'a KafkaConfig) -> (&'a AckProducer, &'a str) {
-    (producer, &k.parsed_topic)
 }
 
 /// The slot of [`delivery::pack`]ed opaques that name a batch record (its
@@ -209,7 +205,8 @@ impl Outbox {
     /// Sends the open batch, waiting for room in librdkafka's queue.
     fn flush(
         &mut self,
-        (producer, topic): (&AckProducer, &str),
+        producer: &AckProducer,
+        topic: &str,
         acks_rx: &crossbeam_channel::Receiver<delivery::Ack>,
         acks: &mut PartitionAcks,
     ) {

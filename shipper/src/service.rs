@@ -281,7 +281,7 @@ impl State<'_> {
             let Ok(file) = File::open(&r.path) else { continue };
             let Ok(meta) = file.metadata() else { continue };
             let id = (meta.dev(), meta.ino());
-            if self.slots.iter().flatten().any(|w| w.dev_ino == id) || self.pending.iter().any(|p| p.id == id) {
+            if self.holds(id) {
                 continue; // being read already
             }
             let Ok(Some(fp)) = fingerprint::of_file(&file) else {
@@ -427,10 +427,14 @@ impl State<'_> {
     /// Tells discovery a file was let go, unless another descriptor of it is
     /// still read here (a file truncated in place and read anew).
     fn let_go(&self, id: DevIno) {
-        let still = self.slots.iter().flatten().any(|w| w.dev_ino == id) || self.pending.iter().any(|p| p.id == id);
-        if !still {
+        if !self.holds(id) {
             self.discovery.closed(id);
         }
+    }
+
+    /// Whether a descriptor of file `id` is open here, read or pending.
+    fn holds(&self, id: DevIno) -> bool {
+        self.slots.iter().flatten().any(|w| w.dev_ino == id) || self.pending.iter().any(|p| p.id == id)
     }
 
     /// Whether the raw topic's partition count is known; asks the broker again,

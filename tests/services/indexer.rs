@@ -282,9 +282,9 @@ pub fn produce_single_docs(
     rdkafka::producer::Producer::flush(&producer, Duration::from_secs(60)).expect("flush");
 }
 
-type TestProducer = rdkafka::producer::ThreadedProducer<rdkafka::producer::DefaultProducerContext>;
+pub type TestProducer = rdkafka::producer::ThreadedProducer<rdkafka::producer::DefaultProducerContext>;
 
-fn test_producer(brokers: &str) -> TestProducer {
+pub fn test_producer(brokers: &str) -> TestProducer {
     rdkafka::config::ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("linger.ms", "20")
