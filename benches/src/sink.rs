@@ -147,7 +147,14 @@ async fn handle(
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
     let is_bulk = parts.uri.path().ends_with("/_bulk");
     Ok(match mode {
-        Mode::Instant => instant(parts.method.as_str(), parts.uri.path(), &body, gzip, &tally),
+        Mode::Instant => instant(
+            parts.method.as_str(),
+            parts.uri.path(),
+            filtered(parts.uri.query()),
+            &body,
+            gzip,
+            &tally,
+        ),
         Mode::Forward(base) => {
             let url = format!(
                 "{base}{}",
@@ -192,7 +199,23 @@ async fn handle(
     })
 }
 
-fn instant(method: &str, path: &str, body: &[u8], gzip: bool, tally: &SharedTally) -> Resp {
+/// Whether the request asks for items cut down to their status and error
+/// (`filter_path=errors,items.*.status,items.*.error`, as the indexer and
+/// Filebeat send). Only that filter is understood; any other is answered
+/// in full, which is what a client that reads its fields can take.
+fn filtered(query: Option<&str>) -> bool {
+    query.is_some_and(|q| {
+        q.split('&').any(|kv| {
+            kv.strip_prefix("filter_path=").is_some_and(|v| {
+                let mut f: Vec<&str> = v.split([',']).flat_map(|p| p.split("%2C")).collect();
+                f.sort_unstable();
+                f == ["errors", "items.*.error", "items.*.status"]
+            })
+        })
+    })
+}
+
+fn instant(method: &str, path: &str, filtered: bool, body: &[u8], gzip: bool, tally: &SharedTally) -> Resp {
     if path == "/" && method != "POST" {
         return reply(
             StatusCode::OK,
@@ -203,12 +226,24 @@ fn instant(method: &str, path: &str, body: &[u8], gzip: bool, tally: &SharedTall
         // Templates, policies, refreshes: accepted and forgotten.
         return reply(StatusCode::OK, r#"{"acknowledged":true}"#.into());
     }
-    let body = unzip(body, gzip);
-    let docs = bulk_docs(&body);
+    reply(StatusCode::OK, bulk_answer(&unzip(body, gzip), filtered, tally))
+}
+
+/// The answer to a `_bulk` body: each new id created, each known one a 409.
+fn bulk_answer(body: &[u8], filtered: bool, tally: &SharedTally) -> String {
+    let docs = bulk_docs(body);
     let now = now_ms();
     // Written piece by piece: a `format!` per item was most of this function.
     let mut out = String::with_capacity(64 + docs.len() * 112);
-    out.push_str(r#"{"took":0,"errors":false,"items":["#);
+    // `errors` comes first in the answer but is known only at the end: a
+    // placeholder of the same length as `false` or ` true` is patched.
+    out.push_str(if filtered {
+        r#"{"errors":false,"items":["#
+    } else {
+        r#"{"took":0,"errors":false,"items":["#
+    });
+    let errors_at = out.len() - r#"false,"items":["#.len();
+    let mut any_error = false;
     let mut t = tally.lock().unwrap();
     for (i, doc) in docs.iter().enumerate() {
         if i > 0 {
@@ -218,27 +253,39 @@ fn instant(method: &str, path: &str, body: &[u8], gzip: bool, tally: &SharedTall
         let item_start = |out: &mut String, op: &str| {
             out.push_str("{\"");
             out.push_str(op);
-            out.push_str("\":{\"_index\":\"");
-            out.push_str(doc.index);
-            out.push_str("\",\"_id\":\"");
-            out.push_str(doc.id_text);
+            if filtered {
+                out.push_str("\":{");
+            } else {
+                out.push_str("\":{\"_index\":\"");
+                out.push_str(doc.index);
+                out.push_str("\",\"_id\":\"");
+                out.push_str(doc.id_text);
+                out.push_str("\",");
+            }
         };
         if fresh || doc.op != "create" {
             if fresh {
                 t.record_created(doc.id, doc.mark, now);
             }
             item_start(&mut out, doc.op);
-            out.push_str(r#"","_version":1,"result":"created","status":201}}"#);
+            if !filtered {
+                out.push_str(r#""_version":1,"result":"created","#);
+            }
+            out.push_str(r#""status":201}}"#);
         } else {
             t.duplicates += 1;
+            any_error = true;
             item_start(&mut out, "create");
-            out.push_str(r#"","status":409,"error":{"type":"version_conflict_engine_exception","reason":"["#);
+            out.push_str(r#""status":409,"error":{"type":"version_conflict_engine_exception","reason":"["#);
             out.push_str(doc.id_text);
             out.push_str(r#"]: version conflict, document already exists (current version [1])"}}}"#);
         }
     }
     out.push_str("]}");
-    reply(StatusCode::OK, out)
+    if any_error {
+        out.replace_range(errors_at..errors_at + 5, " true");
+    }
+    out
 }
 
 fn reply(status: StatusCode, body: String) -> Resp {
@@ -363,12 +410,37 @@ mod tests {
     fn instant_mode_answers_like_elasticsearch() {
         let tally = SharedTally::default();
         let body = b"{\"create\":{\"_index\":\"i\",\"_id\":\"01\"}}\n{\"m\":\"lpmark:0:1\"}\n";
-        let first = instant("POST", "/_bulk", body, false, &tally);
+        let first = instant("POST", "/_bulk", false, body, false, &tally);
         assert_eq!(first.status(), StatusCode::OK);
-        instant("POST", "/_bulk", body, false, &tally);
+        instant("POST", "/_bulk", false, body, false, &tally);
         let t = tally.lock().unwrap();
         assert_eq!((t.accepted, t.duplicates, t.duplicate_ids), (1, 1, 0));
         assert_eq!(t.missing_below(1), Vec::<u64>::new());
         assert_eq!(t.missing_below(2), vec![1]);
+    }
+
+    #[test]
+    fn bulk_answers_are_filtered_when_asked_and_flag_errors() {
+        assert!(filtered(Some("filter_path=errors,items.*.status,items.*.error")));
+        assert!(filtered(Some(
+            "pretty&filter_path=items.*.error%2Citems.*.status%2Cerrors"
+        )));
+        assert!(!filtered(Some("filter_path=items.*._id")));
+        assert!(!filtered(None));
+        let tally = SharedTally::default();
+        let body = b"{\"create\":{\"_index\":\"i\",\"_id\":\"01\"}}\n{\"m\":1}\n";
+        let full = bulk_answer(body, false, &tally);
+        let v: serde_json::Value = serde_json::from_str(&full).unwrap();
+        assert_eq!(v["errors"], false, "{full}");
+        assert_eq!(v["items"][0]["create"]["_id"], "01", "{full}");
+        assert_eq!(v["items"][0]["create"]["status"], 201, "{full}");
+        let again = bulk_answer(body, true, &tally);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&again).unwrap(),
+            serde_json::json!({"errors": true, "items": [{"create": {"status": 409, "error": {
+                "type": "version_conflict_engine_exception",
+                "reason": "[01]: version conflict, document already exists (current version [1])"}}}]}),
+            "{again}"
+        );
     }
 }

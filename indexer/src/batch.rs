@@ -158,7 +158,11 @@ impl Batch {
     pub fn take(&mut self) -> Vec<Doc> {
         self.bytes = 0;
         self.opened = None;
-        std::mem::take(&mut self.docs)
+        // The next batch is likely as large as this one: growing a vector
+        // of thousands of documents by doubling copied it (and faulted in
+        // fresh pages) several times per batch.
+        let next = Vec::with_capacity(self.docs.len().min(self.max_docs));
+        std::mem::replace(&mut self.docs, next)
     }
 }
 

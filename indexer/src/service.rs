@@ -343,6 +343,11 @@ fn push_docs(m: &BorrowedMessage<'_>, intake: &mut Intake, batch: &mut Batch) {
     });
 }
 
+/// Why `doc` cannot go into a request at all, if so.
+fn unsendable(doc: &Doc) -> Option<&str> {
+    doc.invalid.as_deref().or_else(|| bulk::unsendable(&doc.source))
+}
+
 /// A document id as [`Doc::id`] holds it: valid UTF-8, lossily decoded if
 /// it was not (a record of some other producer).
 fn utf8_id(id: Bytes) -> Bytes {
@@ -389,15 +394,11 @@ impl Writer {
     /// not committed and they come again.
     async fn write(self, docs: Vec<Doc>) -> Vec<(usize, Seq)> {
         let mut acked = Vec::with_capacity(docs.len());
-        let mut sendable = Vec::with_capacity(docs.len());
-        for doc in docs {
-            match doc.invalid.as_deref().or_else(|| bulk::unsendable(&doc.source)) {
-                Some(why) => {
-                    if self.dead_letter(&doc, why).await {
-                        acked.push((doc.slot, doc.seq));
-                    }
-                }
-                None => sendable.push(doc),
+        let mut sendable = docs;
+        for doc in sendable.extract_if(.., |d| unsendable(d).is_some()) {
+            let why = unsendable(&doc).expect("extracted as unsendable");
+            if self.dead_letter(&doc, why).await {
+                acked.push((doc.slot, doc.seq));
             }
         }
         // Groups still to write; a refused request is split in two until the
@@ -507,7 +508,14 @@ impl Writer {
         let resp = match self
             .es
             .transport()
-            .send(Method::Post, "/_bulk", headers, None::<&()>, Some(body), None)
+            .send(
+                Method::Post,
+                "/_bulk",
+                headers,
+                Some(&[("filter_path", bulk::FILTER_PATH)]),
+                Some(body),
+                None,
+            )
             .await
         {
             Ok(r) => r,
