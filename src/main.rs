@@ -26,8 +26,8 @@ static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// overrides them). Freed pages go straight back to the kernel once they
 /// have been unused for ten seconds (jemalloc's default delay; no lazy
 /// `MADV_FREE` stage, whose pages would still count as resident). A one-second
-/// delay kept RSS no lower in the burst bench (peaks 34-40 MiB for the
-/// shipper either way) but returned pages that were needed again moments
+/// delay kept RSS no lower in the burst bench (shipper peaks 34-40 MiB
+/// with it, 35-45 MiB without) but returned pages that were needed again moments
 /// later: 18,000 page faults a second across the daemons at 166K events/s
 /// instead of 9,000, each a zeroed page (`clear_page_erms` was 4% of a parser).
 #[allow(non_upper_case_globals)]

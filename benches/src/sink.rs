@@ -207,7 +207,7 @@ fn filtered(query: Option<&str>) -> bool {
     query.is_some_and(|q| {
         q.split('&').any(|kv| {
             kv.strip_prefix("filter_path=").is_some_and(|v| {
-                let mut f: Vec<&str> = v.split([',']).flat_map(|p| p.split("%2C")).collect();
+                let mut f: Vec<&str> = v.split(',').flat_map(|p| p.split("%2C")).collect();
                 f.sort_unstable();
                 f == ["errors", "items.*.error", "items.*.status"]
             })
