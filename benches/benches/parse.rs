@@ -1,6 +1,6 @@
 //! Parser throughput, in lines per second on one core.
 //!
-//! Per format (RFC 5424, RFC 3164 without PRI, access combined):
+//! Per format (RFC 5424, RFC 3164 without PRI, access combined, JSON):
 //! * `logpipe/parse`: `logpipe_parser::parse` only;
 //! * `logpipe/parse+ecs_json`: parse, then `Event::write_json` into a reused buffer
 //!   (what the parser stage does per record);
@@ -9,13 +9,15 @@
 //!   `serde_json` serialization of the same fields into a reused buffer.
 //!
 //! Inputs are read in place from `../shared/corpus` (Linux_2k.log for RFC 3164,
-//! apache_combined.log for access); RFC 5424 lines come from `logpipe_benches::inputs`. Run with
+//! apache_combined.log for access); RFC 5424 lines come from `logpipe_benches::inputs`, JSON
+//! lines from the burst bench's generator (`logpipe_benches::gen`). Run with
 //! `cargo bench -p logpipe-benches --bench parse -- --warm-up-time 1 --measurement-time 3`.
 
 use std::fmt::Display;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use logpipe_benches::gen;
 use logpipe_benches::inputs::{corpus_lines, rfc5424_lines};
 use logpipe_parser::{parse, Format, LineContext};
 use serde::ser::{SerializeMap, Serializer};
@@ -228,6 +230,16 @@ fn benches(c: &mut Criterion) {
     );
     let apache = corpus_lines("access/apache_combined.log");
     bench_format(c, "access_combined", Format::Access, &apache, None, false);
+    // The JSON lines the burst bench writes: their fields are merged under
+    // the ECS fields, a path of its own.
+    let json: Vec<String> = (0..2000)
+        .map(|seq| {
+            let mut line = Vec::new();
+            gen::line(&mut line, gen::Kind::Json, seq, 1_795_341_600_000 + seq as i64);
+            String::from_utf8(line).expect("the generator writes UTF-8")
+        })
+        .collect();
+    bench_format(c, "json", Format::Json, &json, None, false);
 }
 
 criterion_group!(parse_benches, benches);

@@ -138,35 +138,66 @@ impl Event<'_> {
     pub fn write_json(&self, out: &mut Vec<u8>) {
         match &self.fields {
             None => self.write_ecs(out),
-            Some(fields) => self.write_merged(fields.clone(), out),
-        }
-    }
-
-    /// [`write_json`](Self::write_json) for an event that is not needed
-    /// afterwards: the line's fields are merged without copying them first.
-    pub fn into_json(mut self, out: &mut Vec<u8>) {
-        match self.fields.take() {
-            None => self.write_ecs(out),
             Some(fields) => self.write_merged(fields, out),
         }
     }
 
+    /// [`write_json`](Self::write_json) for an event that is not needed
+    /// afterwards.
+    pub fn into_json(self, out: &mut Vec<u8>) {
+        self.write_json(out)
+    }
+
     /// The line's fields (JSON and logfmt lines) with the ECS fields merged
-    /// over them through `Value`, so nested objects from the line and from
-    /// ECS combine; the ECS fields win on a clash. Keys come out sorted at
-    /// every level (serde_json's map), after `@timestamp`, which is first in
-    /// every document (see the module docs).
-    fn write_merged(&self, fields: Map<String, Value>, out: &mut Vec<u8>) {
-        let ours = match self.ecs_value() {
-            Some(v) => v,
-            // Events with syslog or access-log fields: through their JSON text.
-            None => {
-                let mut ecs = Vec::with_capacity(256);
-                self.write_ecs(&mut ecs);
-                serde_json::from_slice(&ecs).expect("we wrote valid JSON")
-            }
-        };
-        let mut merged = Value::Object(fields);
+    /// over them: nested objects from the line and from ECS combine, and the
+    /// ECS fields win on a clash. Keys come out sorted at every level (the
+    /// order of serde_json's map, which the line's fields are in), after
+    /// `@timestamp`, which is first in every document (see the module docs).
+    ///
+    /// The ECS part of a JSON or logfmt line is a handful of known members,
+    /// so it is merged while writing: the two sorted key lists are walked
+    /// side by side. Building it as a `Value` and merging trees (as before)
+    /// allocated every key and string and was most of a JSON line's cost.
+    fn write_merged(&self, fields: &Map<String, Value>, out: &mut Vec<u8>) {
+        if self.syslog.is_some() || self.access.is_some() {
+            // No parser makes these with line fields; kept general through
+            // a `Value` round trip.
+            return self.write_merged_via_value(fields, out);
+        }
+        out.extend_from_slice(b"{\"@timestamp\":");
+        push_ts(out, self.timestamp);
+        let dataset = (!self.dataset.is_empty()).then_some(Ecs::Str(self.dataset));
+        let event = [
+            ("dataset", dataset),
+            ("ingested", Some(Ecs::Ts(self.ingested))),
+            ("original", Some(Ecs::Lossy(self.original))),
+        ];
+        let host = self.host_name.as_deref().map(|h| [("name", Some(Ecs::Str(h)))]);
+        let file = self.log_file_path.as_deref().map(|p| [("path", Some(Ecs::Str(p)))]);
+        let log = [
+            ("file", file.as_ref().map(|f| Ecs::Obj(f))),
+            ("offset", self.log_offset.map(Ecs::Num)),
+        ];
+        let has_log = file.is_some() || self.log_offset.is_some();
+        // Sorted by key, as the merge walk needs.
+        let top = [
+            ("event", Some(Ecs::Obj(&event))),
+            ("host", host.as_ref().map(|h| Ecs::Obj(h))),
+            ("log", has_log.then_some(Ecs::Obj(&log))),
+            ("message", self.message.as_deref().map(Ecs::Str)),
+        ];
+        let mut theirs = fields.iter().filter(|(k, _)| *k != "@timestamp").peekable();
+        write_merged_members(out, true, &mut theirs, &top);
+        out.push(b'}');
+    }
+
+    /// The general merge: the ECS part written as text, parsed back and
+    /// merged over the line's fields as `Value`s.
+    fn write_merged_via_value(&self, fields: &Map<String, Value>, out: &mut Vec<u8>) {
+        let mut ecs = Vec::with_capacity(256);
+        self.write_ecs(&mut ecs);
+        let ours: Value = serde_json::from_slice(&ecs).expect("we wrote valid JSON");
+        let mut merged = Value::Object(fields.clone());
         merge(&mut merged, ours);
         if let Value::Object(map) = &mut merged {
             map.remove("@timestamp");
@@ -178,48 +209,6 @@ impl Event<'_> {
             out.push(b',');
         }
         out.extend_from_slice(&rest[1..]);
-    }
-
-    /// What [`write_ecs`](Self::write_ecs) writes, as a `Value`, built
-    /// directly (writing it and parsing it back was most of a JSON line's
-    /// cost) for the events JSON and logfmt lines make: `None` for those with
-    /// syslog or access-log fields. `@timestamp` is left out: the merged
-    /// document drops it and writes it first.
-    fn ecs_value(&self) -> Option<Value> {
-        if self.syslog.is_some() || self.access.is_some() {
-            return None;
-        }
-        let obj =
-            |pairs: Vec<(&str, Value)>| Value::Object(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
-        let mut top = Map::new();
-        if let Some(m) = &self.message {
-            top.insert("message".into(), Value::String(m.to_string()));
-        }
-        let mut event = vec![
-            (
-                "original",
-                Value::String(String::from_utf8_lossy(self.original).into_owned()),
-            ),
-            ("ingested", Value::String(crate::time::rfc3339(self.ingested))),
-        ];
-        if !self.dataset.is_empty() {
-            event.push(("dataset", Value::String(self.dataset.to_string())));
-        }
-        top.insert("event".into(), obj(event));
-        if let Some(h) = &self.host_name {
-            top.insert("host".into(), obj(vec![("name", Value::String(h.to_string()))]));
-        }
-        if self.log_file_path.is_some() || self.log_offset.is_some() {
-            let mut log = Vec::new();
-            if let Some(p) = &self.log_file_path {
-                log.push(("file", obj(vec![("path", Value::String(p.to_string()))])));
-            }
-            if let Some(o) = self.log_offset {
-                log.push(("offset", Value::from(o)));
-            }
-            top.insert("log".into(), obj(log));
-        }
-        Some(Value::Object(top))
     }
 
     pub fn to_json(&self) -> Vec<u8> {
@@ -393,6 +382,115 @@ fn merge(theirs: &mut Value, ours: Value) {
     }
 }
 
+/// A value of the ECS part of a merged document (see [`Event::write_merged`]).
+enum Ecs<'e> {
+    Str(&'e str),
+    /// Bytes that may not be UTF-8, written lossily decoded.
+    Lossy(&'e [u8]),
+    Ts(Micros),
+    Num(u64),
+    /// Members sorted by key; `None` members are absent.
+    Obj(&'e [(&'static str, Option<Ecs<'e>>)]),
+}
+
+/// Writes the members of one object level: the line's members (`theirs`,
+/// sorted, as serde_json's map iterates) and ours (sorted), merged by key.
+/// On a clash ours is written, unless both are objects: then their members
+/// are merged one level down. `comma`: the object already has a member.
+fn write_merged_members<'t>(
+    out: &mut Vec<u8>,
+    mut comma: bool,
+    theirs: &mut std::iter::Peekable<impl Iterator<Item = (&'t String, &'t Value)>>,
+    ours: &[(&'static str, Option<Ecs<'_>>)],
+) {
+    let mut ours = ours.iter().filter_map(|(k, v)| Some((*k, v.as_ref()?))).peekable();
+    loop {
+        let order = match (theirs.peek(), ours.peek()) {
+            (None, None) => return,
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some((t, _)), Some((o, _))) => t.as_str().cmp(o),
+        };
+        if std::mem::replace(&mut comma, true) {
+            out.push(b',');
+        }
+        match order {
+            std::cmp::Ordering::Less => {
+                let (k, v) = theirs.next().expect("peeked");
+                push_json_str(out, k.as_bytes());
+                out.push(b':');
+                write_value(out, v);
+            }
+            std::cmp::Ordering::Greater => {
+                let (k, v) = ours.next().expect("peeked");
+                write_ecs_member(out, k, v, None);
+            }
+            std::cmp::Ordering::Equal => {
+                let (_, t) = theirs.next().expect("peeked");
+                let (k, v) = ours.next().expect("peeked");
+                write_ecs_member(out, k, v, t.as_object());
+            }
+        }
+    }
+}
+
+/// One member of ours, merged with the line's object of the same key if any.
+fn write_ecs_member(out: &mut Vec<u8>, key: &str, v: &Ecs<'_>, theirs: Option<&Map<String, Value>>) {
+    out.push(b'"');
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
+    match v {
+        Ecs::Str(s) => push_json_str(out, s.as_bytes()),
+        Ecs::Lossy(b) => {
+            out.push(b'"');
+            push_lossy_rest(out, b);
+        }
+        Ecs::Ts(ts) => push_ts(out, *ts),
+        Ecs::Num(n) => push_u64(out, *n),
+        Ecs::Obj(members) => {
+            out.push(b'{');
+            let mut theirs = theirs.into_iter().flatten().peekable();
+            write_merged_members(out, false, &mut theirs, members);
+            out.push(b'}');
+        }
+    }
+}
+
+/// A `Value` as serde_json writes it compactly (byte for byte: strings
+/// escape the same way, numbers go through serde_json), with the faster
+/// string writer.
+fn write_value(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => serde_json::to_writer(&mut *out, n).expect("writing to a Vec cannot fail"),
+        Value::String(s) => push_json_str(out, s.as_bytes()),
+        Value::Array(a) => {
+            out.push(b'[');
+            for (i, v) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value(out, v);
+            }
+            out.push(b']');
+        }
+        Value::Object(m) => {
+            out.push(b'{');
+            for (i, (k, v)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                push_json_str(out, k.as_bytes());
+                out.push(b':');
+                write_value(out, v);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
 fn push_ts(out: &mut Vec<u8>, ts: Micros) {
     out.push(b'"');
     write_rfc3339(out, ts);
@@ -499,16 +597,7 @@ impl<'o> ObjWriter<'o> {
     /// whole value is written again lossily decoded.
     fn lossy_field(&mut self, key_quote: &[u8], v: &[u8]) {
         self.key(key_quote);
-        let start = self.out.len();
-        let Some(at) = push_json_ascii_rest(self.out, v) else {
-            return;
-        };
-        if std::str::from_utf8(&v[at..]).is_ok() {
-            push_json_str_rest(self.out, &v[at..]);
-        } else {
-            self.out.truncate(start);
-            push_json_str_rest(self.out, String::from_utf8_lossy(v).as_bytes());
-        }
+        push_lossy_rest(self.out, v);
     }
 
     #[inline]
@@ -544,6 +633,21 @@ fn push_json_str_rest(out: &mut Vec<u8>, s: &[u8]) {
     push_json_str_rest_any(out, s);
 }
 
+/// A JSON string after its opening quote, from bytes that may not be UTF-8
+/// (lossily decoded then). See [`ObjWriter::lossy_field`].
+fn push_lossy_rest(out: &mut Vec<u8>, v: &[u8]) {
+    let start = out.len();
+    let Some(at) = push_json_ascii_rest(out, v) else {
+        return;
+    };
+    if std::str::from_utf8(&v[at..]).is_ok() {
+        push_json_str_rest(out, &v[at..]);
+    } else {
+        out.truncate(start);
+        push_json_str_rest(out, String::from_utf8_lossy(v).as_bytes());
+    }
+}
+
 /// [`push_json_str_rest`] for bytes up to their first non-ASCII byte: with no
 /// such byte, the whole string and its closing quote are written and the
 /// result is `None`; otherwise everything before it is written (escaped)
@@ -566,7 +670,8 @@ fn push_json_ascii_rest(out: &mut Vec<u8>, s: &[u8]) -> Option<usize> {
     None
 }
 
-/// The JSON escape of a byte [`find_escape`] stopped at.
+/// The JSON escape of a byte [`find_escape`] stopped at: serde_json's, so
+/// a document is the same bytes whichever writer wrote a string of it.
 #[inline]
 fn push_escape(out: &mut Vec<u8>, b: u8) {
     match b {
@@ -575,6 +680,8 @@ fn push_escape(out: &mut Vec<u8>, b: u8) {
         b'\n' => out.extend_from_slice(b"\\n"),
         b'\r' => out.extend_from_slice(b"\\r"),
         b'\t' => out.extend_from_slice(b"\\t"),
+        0x08 => out.extend_from_slice(b"\\b"),
+        0x0c => out.extend_from_slice(b"\\f"),
         _ => {
             const HEX: &[u8; 16] = b"0123456789abcdef";
             out.extend_from_slice(b"\\u00");
@@ -859,7 +966,7 @@ mod tests {
         // Each escapable byte (and a non-ASCII char) at each offset of strings
         // around the 8-byte word size, so both the word loop and the tail see it.
         let specials = [
-            "\"", "\\", "\n", "\r", "\t", "\u{1}", "\u{1f}", "\u{7f}", "é", "\u{2028}",
+            "\"", "\\", "\n", "\r", "\t", "\u{1}", "\u{8}", "\u{c}", "\u{1f}", "\u{7f}", "é", "\u{2028}",
         ];
         for len in 0..20 {
             for pos in 0..=len {
@@ -946,6 +1053,18 @@ mod tests {
         out
     }
 
+    /// The merge walk relies on the line's fields iterating in key order:
+    /// serde_json's `preserve_order` feature would break that.
+    #[test]
+    fn line_fields_iterate_sorted() {
+        let mut m = Map::new();
+        for k in ["b", "a", "é", "B", "", "aa"] {
+            m.insert(k.into(), Value::Null);
+        }
+        let keys: Vec<&str> = m.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["", "B", "a", "aa", "b", "é"]);
+    }
+
     #[test]
     fn merged_documents_are_byte_identical_to_the_text_path() {
         let field_sets = [
@@ -956,8 +1075,22 @@ mod tests {
             serde_json::json!({"event": {"action": "login", "original": "spoof", "x": [1, {"y": 2}]}}),
             serde_json::json!({"message": {"nested": "clash"}, "log.level": "dotted", "é": "ü \" \\ \n"}),
             serde_json::json!({"log": "not an object", "event": 7, "host": {"name": "theirs", "ip": "10.0.0.1"}}),
+            // Keys sorting right before and after ours, at each level.
+            serde_json::json!({"eventa": 1, "even": 2, "event": {"dataseu": 0, "ingestee": 0, "originam": [], "z": {}},
+                "hos": "h", "host0": [], "log": {"fild": 1, "file": {"path0": 1, "pat": 2}, "offseu": 3},
+                "logs": null, "messag": "m", "message": "the same message", "messages": 1, "~": "last"}),
+            // Escapes serde_json writes specially, numbers of every kind,
+            // nesting in arrays.
+            serde_json::json!({"c\u{8}\u{c}\u{1}": "\u{8}\u{c}\u{1f}\u{7f}\u{2028}", "neg": -17, "big": u64::MAX,
+                "float": 1.0e300, "small": -2.5e-8, "zero": 0.0, "arr": [[], [{}], [1, "a", null, {"k": [true, false]}]],
+                "deep": {"a": {"b": {"c": {"d": "e"}}}}, "": "empty key"}),
         ];
-        let originals: [&[u8]; 3] = [b"{\"a\":1}", b"caf\xc3\xa9 \"q\" \\ \t", b"bad \xff\xfe utf-8 \x01"];
+        let originals: [&[u8]; 4] = [
+            b"{\"a\":1}",
+            b"caf\xc3\xa9 \"q\" \\ \t",
+            b"bad \xff\xfe utf-8 \x01",
+            b"\x08\x0c controls of every kind \x00\x1f in a line longer than sixteen bytes",
+        ];
         let mut n = 0;
         for fields in &field_sets {
             for original in originals {
@@ -985,6 +1118,6 @@ mod tests {
                 }
             }
         }
-        assert_eq!(n, 84);
+        assert_eq!(n, 144);
     }
 }
