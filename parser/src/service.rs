@@ -86,8 +86,10 @@ pub fn run(cfg: &ParserConfig, k: &KafkaConfig, shutdown: CancellationToken) -> 
             None => outbox.flush(&producer, &k.parsed_topic, &acks_rx, &mut acks),
             Some(Err(e)) => tracing::warn!(error = %e, "consume error"),
             Some(Ok(msg)) => {
-                let route = acks.register(msg.topic(), msg.partition(), msg.offset());
-                let ok = handle(&msg, &formats, k, &producer, route, &mut outbox, &acks_rx, &mut acks);
+                // Read once: each call measures and checks the C string.
+                let topic = msg.topic();
+                let route = acks.register(topic, msg.partition(), msg.offset());
+                let ok = handle(&msg, topic, &formats, k, &producer, route, &mut outbox, &acks_rx, &mut acks);
                 if ok {
                     parsed += 1
                 } else {
@@ -308,6 +310,7 @@ fn seek_back(consumer: &BaseConsumer, msg: &BorrowedMessage<'_>) {
 #[allow(clippy::too_many_arguments)]
 fn handle(
     msg: &BorrowedMessage<'_>,
+    topic: &str,
     formats: &FormatSelector,
     k: &KafkaConfig,
     producer: &AckProducer,
@@ -342,11 +345,11 @@ fn handle(
             &id_buf
         }
         None => {
-            foreign_id = id::kafka_record_id(msg.topic(), msg.partition(), msg.offset());
+            foreign_id = id::kafka_record_id(topic, msg.partition(), msg.offset());
             foreign_id.as_bytes()
         }
     };
-    let format = formats.select(msg.topic(), ctx.host, ctx.path);
+    let format = formats.select(topic, ctx.host, ctx.path);
     let e = match formats::parse(format, line, &ctx) {
         Ok(ev) => {
             // A document carries no header of its own: all the indexer needs
@@ -366,7 +369,7 @@ fn handle(
         (dead_letter::HEADER_REASON, e.to_string()),
         (
             dead_letter::HEADER_ORIGIN,
-            dead_letter::origin(msg.topic(), msg.partition(), msg.offset()),
+            dead_letter::origin(topic, msg.partition(), msg.offset()),
         ),
     ];
     // The raw key is replaced by the document id: the source goes in a header.
