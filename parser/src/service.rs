@@ -89,7 +89,17 @@ pub fn run(cfg: &ParserConfig, k: &KafkaConfig, shutdown: CancellationToken) -> 
                 // Read once: each call measures and checks the C string.
                 let topic = msg.topic();
                 let route = acks.register(topic, msg.partition(), msg.offset());
-                let ok = handle(&msg, topic, &formats, k, &producer, route, &mut outbox, &acks_rx, &mut acks);
+                let ok = handle(
+                    &msg,
+                    topic,
+                    &formats,
+                    k,
+                    &producer,
+                    route,
+                    &mut outbox,
+                    &acks_rx,
+                    &mut acks,
+                );
                 if ok {
                     parsed += 1
                 } else {
@@ -354,7 +364,7 @@ fn handle(
         Ok(ev) => {
             // A document carries no header of its own: all the indexer needs
             // is in the JSON, the event time first of all.
-            outbox.push(route, doc_id, ingest_ms, |out| ev.into_json(out));
+            outbox.push(route, doc_id, ingest_ms, |out| ev.write_json(out));
             return true;
         }
         Err(e) => e,
