@@ -1026,6 +1026,90 @@ mod tests {
         assert_eq!(v["event"]["original"], "{}");
     }
 
+    /// The merge walk relies on the line's fields iterating in key order:
+    /// serde_json's `preserve_order` feature would break that.
+    #[test]
+    fn line_fields_iterate_sorted() {
+        let mut m = Map::new();
+        for k in ["b", "a", "é", "B", "", "aa"] {
+            m.insert(k.into(), Value::Null);
+        }
+        let keys: Vec<&str> = m.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["", "B", "a", "aa", "b", "é"]);
+    }
+
+    /// Random line fields, with keys drawn mostly from ours and their
+    /// neighbours in sort order, at random depths: the walk against the
+    /// oracle beyond the hand-picked cases.
+    #[test]
+    fn merged_documents_match_the_general_path_on_random_fields() {
+        const KEYS: [&str; 18] = [
+            "event",
+            "host",
+            "log",
+            "message",
+            "file",
+            "path",
+            "offset",
+            "dataset",
+            "ingested",
+            "original",
+            "name",
+            "eventa",
+            "even",
+            "a",
+            "~",
+            "@timestamp",
+            "é",
+            "",
+        ];
+        const STRS: [&str; 5] = ["", "x", "\u{8}\"\\\n", "ü ☃ longer than sixteen bytes", "\u{1f}"];
+        fn value(next: &mut impl FnMut(u64) -> u64, depth: u32) -> Value {
+            match next(if depth == 0 { 5 } else { 7 }) {
+                0 => Value::Null,
+                1 => Value::Bool(next(2) == 0),
+                2 => Value::from(next(1 << 40) as i64 - (1 << 39)),
+                3 => Value::from(next(1000) as f64 / 7.0),
+                4 => Value::from(STRS[next(STRS.len() as u64) as usize]),
+                5 => Value::Array((0..next(3)).map(|_| value(next, depth - 1)).collect()),
+                _ => Value::Object(object(next, depth - 1)),
+            }
+        }
+        fn object(next: &mut impl FnMut(u64) -> u64, depth: u32) -> Map<String, Value> {
+            (0..next(6))
+                .map(|_| (KEYS[next(KEYS.len() as u64) as usize].to_string(), value(next, depth)))
+                .collect()
+        }
+        // xorshift64: a fixed sequence, so a failure reproduces.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        for _ in 0..3000 {
+            let fields = object(&mut next, 3);
+            let e = Event {
+                timestamp: next(1 << 50) as i64,
+                ingested: next(1 << 50) as i64,
+                original: STRS[next(STRS.len() as u64) as usize].as_bytes(),
+                message: (next(2) == 0).then_some(Cow::Borrowed("m")),
+                dataset: ["", "json", "logfmt"][next(3) as usize],
+                host_name: (next(2) == 0).then_some(Cow::Borrowed("h")),
+                log_file_path: (next(2) == 0).then_some(Cow::Borrowed("/p")),
+                log_offset: (next(2) == 0).then_some(next(1 << 32)),
+                fields: Some(fields),
+                ..Default::default()
+            };
+            let mut want = Vec::new();
+            e.write_merged_via_value(e.fields.as_ref().unwrap(), &mut want);
+            let mut got = Vec::new();
+            e.write_json(&mut got);
+            assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&want));
+        }
+    }
+
     #[test]
     fn merged_documents_are_byte_identical_to_the_text_path() {
         let field_sets = [
