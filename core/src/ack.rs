@@ -232,9 +232,15 @@ impl PartitionAcks {
         (slot, first)
     }
 
+    /// Marks a unit acknowledged and moves past the acknowledged prefix at
+    /// once, so that [`in_flight`](Self::in_flight) drops with the
+    /// acknowledgements themselves. (It used to move only when offsets were
+    /// stored, which a parser paused for too much in flight never reached:
+    /// it stayed paused for good.)
     pub fn ack(&mut self, slot: usize, seq: Seq) {
         if let Some(p) = self.parts.get_mut(slot) {
             p.tracker.ack(seq);
+            p.tracker.advance();
         }
     }
 
@@ -262,6 +268,23 @@ impl PartitionAcks {
 #[cfg(test)]
 mod partition_tests {
     use super::*;
+
+    #[test]
+    fn acknowledgements_lower_what_is_in_flight_without_storing() {
+        let mut acks = PartitionAcks::default();
+        let routes: Vec<_> = (0..10).map(|o| acks.register("t", o % 2, 100 + o as i64 / 2)).collect();
+        assert_eq!(acks.in_flight(), 10);
+        for &(slot, seq) in routes.iter().skip(1).rev() {
+            acks.ack(slot, seq);
+        }
+        // The first record is not acknowledged: only the other partition moved.
+        assert_eq!(acks.in_flight(), 5);
+        acks.ack(routes[0].0, routes[0].1);
+        assert_eq!(acks.in_flight(), 0);
+        let mut moved = acks.take_advanced();
+        moved.sort();
+        assert_eq!(moved, vec![("t".to_string(), 0, 105), ("t".to_string(), 1, 105)]);
+    }
 
     #[test]
     fn positions_are_next_offsets_per_partition() {
