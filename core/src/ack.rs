@@ -245,11 +245,11 @@ impl PartitionAcks {
     }
 
     /// (topic, partition, position) of every partition whose acknowledged
-    /// position moved since the last call.
+    /// position moved since the last call. [`ack`](Self::ack) has already
+    /// moved each tracker past its acknowledged prefix.
     pub fn take_advanced(&mut self) -> Vec<(String, i32, u64)> {
         let mut out = Vec::new();
         for p in &mut self.parts {
-            p.tracker.advance();
             let pos = p.tracker.committed();
             if pos > p.stored {
                 p.stored = pos;
